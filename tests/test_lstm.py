@@ -1,0 +1,72 @@
+"LSTM from scratch: parity with torch.nn.LSTM, the cells, state handling of LSTMLM (installed package)."
+import pytest, torch
+from torch import nn
+from humannums.lstm import *
+
+@pytest.mark.parametrize('n_layers', [1, 2])
+def test_parity_with_nn_lstm(n_layers):
+    torch.manual_seed(n_layers)
+    ref = nn.LSTM(3, 5, n_layers, batch_first=True)
+    ours = LSTM(3, 5, n_layers)
+    ours.load_state_dict(ref.state_dict())                   # same parameter names
+    x = torch.randn(4, 6, 3)
+    state = (torch.randn(n_layers, 4, 5), torch.randn(n_layers, 4, 5))
+    for s in (None, state):
+        (o1, (h1, c1)), (o2, (h2, c2)) = ref(x, s), ours(x, s)
+        for a, b in ((o1, o2), (h1, h2), (c1, c2)): torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    o1.pow(2).sum().backward(); o2.pow(2).sum().backward()
+    for a, b in zip(ref.parameters(), ours.parameters()): torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
+
+def test_from_torch_and_cells():
+    torch.manual_seed(0)
+    ref = nn.LSTM(3, 5, 2, batch_first=True)
+    x = torch.randn(2, 4, 3)
+    torch.testing.assert_close(LSTM.from_torch(ref)(x)[0], ref(x)[0], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match='batch_first=True'): LSTM.from_torch(nn.LSTM(3, 5))
+    cell_ref = nn.LSTMCell(3, 5)
+    x, h, c = torch.randn(2, 3), torch.randn(2, 5), torch.randn(2, 5)
+    h_ref, c_ref = cell_ref(x, (h, c))
+    for cell in (LSTMCell(3, 5), LSTMCellByGate(3, 5)):
+        load_torch_lstm_weights(cell, cell_ref)
+        h1, (_, c1) = cell(x, (h, c))
+        torch.testing.assert_close(h1, h_ref, atol=1e-5, rtol=0); torch.testing.assert_close(c1, c_ref, atol=1e-5, rtol=0)
+
+def test_bad_input_is_explained():
+    with pytest.raises(ValueError, match=r'\(bs, sl, 3\)'): LSTM(3, 5)(torch.randn(2, 4, 7))
+    with pytest.raises(ValueError, match='positive int'): LSTM(3, 5, 0)
+    m = LSTMLM(30, 8)
+    with pytest.raises(TypeError, match='integer tensor'): m(torch.randn(2, 4))
+    with pytest.raises(ValueError, match='0..29'): m(torch.full((2, 4), 30))
+
+@pytest.mark.parametrize('scratch', [True, False])
+def test_lstmlm_state(scratch):
+    torch.manual_seed(0)
+    m = LSTMLM(30, 8, 2, scratch=scratch)
+    assert LMModel6 is LSTMLM
+    x = torch.randint(0, 30, (4, 6))
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    for _ in range(2):                                       # two steps back-propagate: the state is detached
+        out = m(x)
+        assert out.shape == (4, 6, 30)
+        torch.nn.functional.cross_entropy(out.reshape(-1, 30), x.reshape(-1)).backward(); opt.step(); opt.zero_grad()
+    assert m.state[0].shape == (2, 4, 8) and not m.state[0].requires_grad and m.state[0].abs().sum() > 0
+    assert m(x[:1]).shape == (1, 6, 30) and m.state[1].shape == (2, 1, 8)   # bs 1: a fresh state of its size
+    m.reset(); assert m.state is None
+
+def test_scratch_and_torch_lms_agree():
+    torch.manual_seed(0)
+    a, b = LSTMLM(30, 8, scratch=True), LSTMLM(30, 8, scratch=False)
+    b.load_state_dict(a.state_dict())
+    x = torch.randint(0, 30, (3, 5))
+    for _ in range(2): torch.testing.assert_close(a(x), b(x), atol=1e-5, rtol=0)   # the kept state too
+
+def test_trains_with_lm_learner():
+    from humannums.data import human_numbers, lm_dataloaders
+    from humannums.callbacks import lm_learner
+    from fastai.torch_core import set_seed
+    nums, vocab = human_numbers()
+    dls = lm_dataloaders(nums[:6000], vocab, sl=16, every_token=True, bs=16, device='cpu')
+    set_seed(0)
+    learn = lm_learner(dls, LSTMLM(len(vocab), 32))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 2e-2)
+    assert learn.recorder.values[-1][2] > 0.35
