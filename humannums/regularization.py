@@ -10,8 +10,8 @@ from torch import nn
 from .lstm import LSTM, lstm_state, detach_state, check_tokens
 
 # %% auto #0
-__all__ = ['LMModel7', 'AWD_RECIPE', 'TUNED', 'check_p', 'dropout_mask', 'Dropout', 'tie_weights', 'RegularizedLSTMLM',
-           'WeightDropLSTM', 'EmbeddingDropout', 'LockedDropout', 'AWDLSTMLM', 'recipe_model']
+__all__ = ['LMModel7', 'check_p', 'dropout_mask', 'Dropout', 'tie_weights', 'RegularizedLSTMLM', 'WeightDropLSTM',
+           'EmbeddingDropout', 'LockedDropout', 'AWDLSTMLM']
 
 # %% ../nbs/05_regularization.ipynb #7c9d841d
 def check_p(p, name:str='p')->float:
@@ -174,18 +174,3 @@ class AWDLSTMLM(nn.Module):
     def reset(self):
         "Forget the state: the next batch starts from zeros"
         self.state = None
-
-# %% ../nbs/05_regularization.ipynb #5fe306a8
-AWD_RECIPE = dict(model=AWDLSTMLM, n_hid=64, n_layers=2, emb_p=0.02, input_p=0.05, hidden_p=0.05, weight_p=0.1, output_p=0.2,
-                  sl=16, bs=64, epochs=15, lr=1e-2, wd=0.1, alpha=2., beta=1.)
-
-def recipe_model(recipe:dict, # a recipe such as `AWD_RECIPE` or `TUNED`
-                 vocab_sz:int, # size of the vocab
-                )->nn.Module:
-    "The model of `recipe`: its `model` class called with `vocab_sz` and the recipe's model arguments"
-    train_keys = {'model', 'sl', 'bs', 'epochs', 'lr', 'wd', 'alpha', 'beta'}
-    return recipe['model'](vocab_sz, **{k: v for k, v in recipe.items() if k not in train_keys})
-
-# %% ../nbs/05_regularization.ipynb #9193b219
-TUNED = dict(model=RegularizedLSTMLM, n_hid=64, n_layers=2, p=0.2, scratch=False,
-             sl=16, bs=64, epochs=30, lr=1e-2, wd=2., alpha=2., beta=1.)

@@ -61,12 +61,19 @@ def test_scratch_and_torch_lms_agree():
     for _ in range(2): torch.testing.assert_close(a(x), b(x), atol=1e-5, rtol=0)   # the kept state too
 
 def test_trains_with_lm_learner():
+    "A small LSTMLM learns: far above the majority-class baseline of its own validation targets"
     from humannums.data import human_numbers, lm_dataloaders
     from humannums.callbacks import lm_learner
     from fastai.torch_core import set_seed
     nums, vocab = human_numbers()
-    dls = lm_dataloaders(nums[:6000], vocab, sl=16, every_token=True, bs=16, device='cpu')
+    # 12,000 tokens (numbers 1 to about 1,900): the last 20% (2,304 targets) still follow patterns seen in training.
+    # With only 6,000 tokens the validation part is mostly `nine hundred ...` and its majority baseline is 0.27.
+    dls = lm_dataloaders(nums[:12000], vocab, sl=16, every_token=True, bs=16, device='cpu')
+    y = torch.cat([yb.flatten() for _, yb in dls.valid])
+    baseline = y.bincount().max().item() / len(y)
+    assert 0.15 < baseline < 0.17                            # always predicting the most common target: 0.162
     set_seed(0)
     learn = lm_learner(dls, LSTMLM(len(vocab), 32))
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 2e-2)
-    assert learn.recorder.values[-1][2] > 0.35
+    # measured (2 s a run): seeds 0-4 give 0.469, 0.499, 0.471, 0.456, 0.428; the bar is below the worst, above 2x baseline
+    assert learn.recorder.values[-1][2] > 0.38
