@@ -7,11 +7,12 @@ from __future__ import annotations
 import math
 import torch, torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 # %% auto #0
 __all__ = ['TORCH_GATE_ORDER', 'LMModel6', 'LSTMCellByGate', 'LSTMCell', 'torch_lstm_weights', 'load_torch_lstm_weights',
-           'lstm_sequence', 'LSTM', 'lstm_speed', 'lstm_state', 'detach_state', 'init_forget_bias', 'check_tokens',
-           'LSTMLM']
+           'lstm_sequence', 'LSTMLayerBPTT', 'LSTM', 'lstm_speed', 'lstm_state', 'detach_state', 'init_forget_bias',
+           'check_tokens', 'LSTMLM']
 
 # %% ../nbs/04_lstm.ipynb #b5e9192e
 class LSTMCellByGate(nn.Module):
@@ -116,17 +117,67 @@ def lstm_sequence(xp:torch.Tensor, # input projection of every step, `x @ W_ih.T
         outs.append(h)
     return torch.stack(outs, 1), h, c                        # (bs, sl, n_hid), (bs, n_hid), (bs, n_hid)
 
+# %% ../nbs/04_lstm.ipynb #f5c73d63
+class LSTMLayerBPTT(torch.autograd.Function):
+    "One LSTM layer over time, time major, with backpropagation through time written by hand (same values as `lstm_sequence`)"
+    @staticmethod
+    def forward(ctx, xp:torch.Tensor, # input projection of every step, `x @ W_ih.T + b_ih + b_hh`: (sl, bs, 4*n_hid)
+                h:torch.Tensor, c:torch.Tensor, # initial hidden and cell states, (bs, n_hid)
+                w_hh:torch.Tensor, # hidden-to-hidden weight, (4*n_hid, n_hid)
+               ):
+        "Outputs `(sl, bs, n_hid)` and the final `h`, `c`"
+        sl, n_hid = xp.shape[0], w_hh.shape[1]
+        two = xp.new_ones(4*n_hid); two[2*n_hid:3*n_hid] = 2.    # tanh(z) = 2*sigmoid(2z) - 1 for the candidate g
+        xp2, w2 = xp * two, (w_hh * two[:, None]).t()
+        gates, hs, cs, tcs = [], [h], [c], []
+        for t in range(sl):
+            s = torch.addmm(xp2[t], h, w2).sigmoid_()           # (bs, 4*n_hid): i, f, o, and sigmoid(2*z_g)
+            i, f, g, o = s.chunk(4, 1)
+            g.mul_(2).sub_(1)                                    # g = tanh(z_g)
+            c = torch.addcmul(f*c, i, g)
+            tc = c.tanh()
+            h = o * tc
+            gates.append(s); hs.append(h); cs.append(c); tcs.append(tc)
+        Hs = torch.stack(hs)                                     # (sl+1, bs, n_hid): h_0 .. h_sl
+        ctx.save_for_backward(torch.stack(gates), Hs, torch.stack(cs), torch.stack(tcs), w_hh)
+        return Hs[1:], h, c
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_out, d_h, d_c):
+        "Gradients of `xp`, `h`, `c` and `w_hh`, from the last step back to the first"
+        G, Hs, Cs, Tc, w_hh = ctx.saved_tensors                   # G (sl, bs, 4*n_hid); Hs, Cs (sl+1, bs, n_hid); Tc (sl, bs, n_hid)
+        sl, n_hid = G.shape[0], w_hh.shape[1]
+        i, f, g, o = G.chunk(4, 2)
+        dz_dc = torch.stack([g*i*(1-i), Cs[:-1]*f*(1-f), i*(1-g*g)], 2)  # gates i, f, g per unit of dc: (sl, bs, 3, n_hid)
+        dz_dh = Tc*o*(1-o)                                       # gate o per unit of dh
+        dc_dh = o*(1 - Tc*Tc)
+        dZ = torch.empty_like(G)                                 # gradients of the pre-activations, (sl, bs, 4*n_hid)
+        dZ4 = dZ.view(*G.shape[:2], 4, n_hid)                    # the same, gate by gate: (sl, bs, 4, n_hid)
+        d_h = torch.zeros_like(Hs[0]) if d_h is None else d_h
+        d_c = torch.zeros_like(Cs[0]) if d_c is None else d_c
+        for t in range(sl-1, -1, -1):
+            if d_out is not None: d_h = d_h + d_out[t]
+            d_c = torch.addcmul(d_c, d_h, dc_dh[t])
+            torch.mul(dz_dc[t], d_c[:, None], out=dZ4[t, :, :3])    # dz_i, dz_f, dz_g
+            torch.mul(dz_dh[t], d_h, out=dZ4[t, :, 3])               # dz_o
+            d_h = dZ[t] @ w_hh                                   # to step t-1
+            d_c = d_c * f[t]
+        d_w = dZ.view(-1, 4*n_hid).t() @ Hs[:-1].reshape(-1, n_hid)
+        return dZ, d_h, d_c, d_w
+
 # %% ../nbs/04_lstm.ipynb #8a3bf299
 class LSTM(nn.Module):
     "Multilayer LSTM from scratch, batch first, with `nn.LSTM`'s parameter names and initialization"
     def __init__(self, n_in:int, # size of the input at each step
                  n_hid:int, # size of the hidden and cell states
                  n_layers:int=1, # number of stacked layers
+                 manual_bptt:bool=True, # backward pass by hand (`LSTMLayerBPTT`); False: autograd through `lstm_sequence`
                 ):
         super().__init__()
         for name, v in (('n_in', n_in), ('n_hid', n_hid), ('n_layers', n_layers)):
             if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
-        self.n_in, self.n_hid, self.n_layers = n_in, n_hid, n_layers
+        self.n_in, self.n_hid, self.n_layers, self.manual_bptt = n_in, n_hid, n_layers, manual_bptt
         for k in range(n_layers):
             self.register_parameter(f'weight_ih_l{k}', nn.Parameter(torch.empty(4*n_hid, n_in if k == 0 else n_hid)))
             self.register_parameter(f'weight_hh_l{k}', nn.Parameter(torch.empty(4*n_hid, n_hid)))
@@ -153,22 +204,25 @@ class LSTM(nn.Module):
         elif tuple(state[0].shape) != shape or tuple(state[1].shape) != shape:
             raise ValueError(f"state must be (h, c), each of shape {shape}, "
                              f"got {tuple(state[0].shape)} and {tuple(state[1].shape)}")
+        layer = LSTMLayerBPTT.apply if self.manual_bptt else lstm_sequence
+        if self.manual_bptt: x = x.transpose(0, 1)             # time major: (sl, bs, n_in)
         hs, cs = [], []
         for k in range(self.n_layers):
             b = getattr(self, f'bias_ih_l{k}') + getattr(self, f'bias_hh_l{k}')
-            xp = F.linear(x, getattr(self, f'weight_ih_l{k}'), b)   # all steps at once: (bs, sl, 4*n_hid)
-            x, h, c = lstm_sequence(xp, state[0][k], state[1][k], self.hh_weight(k))
+            xp = F.linear(x, getattr(self, f'weight_ih_l{k}'), b)   # all steps at once: (.., .., 4*n_hid)
+            x, h, c = layer(xp, state[0][k], state[1][k], self.hh_weight(k))
             hs.append(h); cs.append(c)
+        if self.manual_bptt: x = x.transpose(0, 1).contiguous() # batch first again: (bs, sl, n_hid)
         return x, (torch.stack(hs), torch.stack(cs))
 
     @classmethod
-    def from_torch(cls, m:nn.LSTM):
-        "An `LSTM` with the weights of PyTorch's `m` (which must be built with `batch_first=True`)"
+    def from_torch(cls, m:nn.LSTM, **kwargs):
+        "An `LSTM` (`kwargs`: e.g. `manual_bptt`) with the weights of PyTorch's `m` (which must be built with `batch_first=True`)"
         if not isinstance(m, nn.LSTM): raise TypeError(f"expected nn.LSTM, got {type(m).__name__}")
         if not m.batch_first: raise ValueError("our LSTM is batch first: build the nn.LSTM with batch_first=True")
         if m.bidirectional or m.proj_size or not m.bias or m.dropout:
             raise ValueError("only a plain nn.LSTM can be copied: unidirectional, bias=True, no proj_size, no dropout")
-        res = cls(m.input_size, m.hidden_size, m.num_layers).to(m.weight_ih_l0)
+        res = cls(m.input_size, m.hidden_size, m.num_layers, **kwargs).to(m.weight_ih_l0)
         res.load_state_dict(m.state_dict())
         return res
 
@@ -176,13 +230,13 @@ class LSTM(nn.Module):
 def lstm_speed(n_hid:int=64, n_layers:int=2, bs:int=64, sl:int=16, vocab_sz:int=30, # the LM's sizes
                reps:int=20, # timed rounds (each alternates all variants)
                steps:int=5, # forward+backward passes per variant in one round
-               variants:dict|None=None, # name -> LSTM module; default: `nn.LSTM` and ours with the same weights
+               variants:dict|None=None, # name -> LSTM module; default: `nn.LSTM` and ours (both backward passes), same weights
               )->dict:
     "Median ms of forward+backward of an every-token LSTM LM per batch, for each LSTM variant, timed alternately"
     import time, statistics
     if variants is None:
         ref = nn.LSTM(n_hid, n_hid, n_layers, batch_first=True)
-        variants = {'nn.LSTM': ref, 'scratch': LSTM.from_torch(ref)}
+        variants = {'nn.LSTM': ref, 'scratch': LSTM.from_torch(ref), 'scratch, autograd': LSTM.from_torch(ref, manual_bptt=False)}
     emb, out = nn.Embedding(vocab_sz, n_hid), nn.Linear(n_hid, vocab_sz)
     x, y = torch.randint(0, vocab_sz, (bs, sl)), torch.randint(0, vocab_sz, (bs, sl))
     def step(rnn):

@@ -3,19 +3,31 @@ import pytest, torch
 from torch import nn
 from humannums.lstm import *
 
+@pytest.mark.parametrize('manual_bptt', [True, False])
 @pytest.mark.parametrize('n_layers', [1, 2])
-def test_parity_with_nn_lstm(n_layers):
+def test_parity_with_nn_lstm(n_layers, manual_bptt):
+    "Outputs, final state and every parameter's gradient match nn.LSTM's, with either backward pass"
     torch.manual_seed(n_layers)
     ref = nn.LSTM(3, 5, n_layers, batch_first=True)
-    ours = LSTM(3, 5, n_layers)
+    ours = LSTM(3, 5, n_layers, manual_bptt=manual_bptt)
     ours.load_state_dict(ref.state_dict())                   # same parameter names
     x = torch.randn(4, 6, 3)
     state = (torch.randn(n_layers, 4, 5), torch.randn(n_layers, 4, 5))
     for s in (None, state):
         (o1, (h1, c1)), (o2, (h2, c2)) = ref(x, s), ours(x, s)
         for a, b in ((o1, o2), (h1, h2), (c1, c2)): torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
-    o1.pow(2).sum().backward(); o2.pow(2).sum().backward()
+    (o1.pow(2).sum() + h1.sum() - c1.sum()).backward(); (o2.pow(2).sum() + h2.sum() - c2.sum()).backward()
     for a, b in zip(ref.parameters(), ours.parameters()): torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
+
+def test_manual_bptt_gradcheck():
+    "The hand-written backward pass against finite differences (double precision), for xp, h, c and w_hh"
+    torch.manual_seed(0)
+    args = [torch.randn(4, 3, 8, dtype=torch.double), torch.randn(3, 2, dtype=torch.double),
+            torch.randn(3, 2, dtype=torch.double), torch.randn(8, 2, dtype=torch.double)]     # sl 4, bs 3, n_hid 2
+    assert torch.autograd.gradcheck(LSTMLayerBPTT.apply, [a.requires_grad_() for a in args])
+    out, h, c = LSTMLayerBPTT.apply(*args)
+    ref = lstm_sequence(args[0].transpose(0, 1), *args[1:])
+    torch.testing.assert_close(out.transpose(0, 1), ref[0]); torch.testing.assert_close(h, ref[1]); torch.testing.assert_close(c, ref[2])
 
 def test_from_torch_and_cells():
     torch.manual_seed(0)
