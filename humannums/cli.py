@@ -4,11 +4,11 @@
 
 # %% ../nbs/08_cli.ipynb #0eabb0ff
 from __future__ import annotations
-import argparse, math, sys
+import argparse, math, sys, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ACTIONS', 'UsageError', 'Parser', 'build_parser', 'main']
+__all__ = ['RECIPE_NAMES', 'ACTIONS', 'UsageError', 'Parser', 'build_parser', 'main']
 
 # %% ../nbs/08_cli.ipynb #a311d390
 class UsageError(Exception):
@@ -20,19 +20,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 # %% ../nbs/08_cli.ipynb #0c04d4b6
-def _whole(lo:int):
-    "argparse type: a whole number >= `lo`"
+def _whole(lo:int, hi:int|None=None):
+    "argparse type: a whole number >= `lo` (and <= `hi`)"
+    what = f"a whole number >= {lo}" if hi is None else f"a whole number from {lo} to {hi}"
     def f(s):
         try: v = int(s)
-        except ValueError: raise argparse.ArgumentTypeError(f"must be a whole number >= {lo}, got {s!r}") from None
-        if v < lo: raise argparse.ArgumentTypeError(f"must be a whole number >= {lo}, got {s}")
+        except ValueError: raise argparse.ArgumentTypeError(f"must be {what}, got {s!r}") from None
+        if v < lo or (hi is not None and v > hi): raise argparse.ArgumentTypeError(f"must be {what}, got {s}")
         return v
-    f.__name__ = f'whole number >= {lo}'
+    f.__name__ = what
     return f
 
 def _number(lo:float, strict:bool):
     "argparse type: a finite number > `lo` (`strict`) or >= `lo`"
-    what = f"a number {'>' if strict else '>='} {lo:g}"
+    what = f"a finite number {'>' if strict else '>='} {lo:g}"
     def f(s):
         try: v = float(s)
         except ValueError: raise argparse.ArgumentTypeError(f"must be {what}, got {s!r}") from None
@@ -42,19 +43,27 @@ def _number(lo:float, strict:bool):
     return f
 
 # %% ../nbs/08_cli.ipynb #c21792dd
+RECIPE_NAMES = ('linear', 'looped', 'stateful', 'sequence', 'multilayer', 'lstm', 'regularized', 'awd', 'tuned')
+# the keys of `humannums.train.RECIPES` (a test keeps them equal): `--help` and usage errors need no torch, so they are instant
+
 def build_parser()->Parser:
     "The `humannums` argument parser"
-    from humannums.train import RECIPES
-    names = ', '.join(RECIPES)
+    names = ', '.join(RECIPE_NAMES)
     p = Parser(prog='humannums', description="Recurrent language models from scratch on Human Numbers (the fastai book's "
                "chapter 12): train the book's models by name, see the results, keep a model, make it talk.",
                epilog="Run `humannums ACTION --help` for an action's options. Example: humannums train linear")
-    p.add_argument('--threads', type=_whole(1), default=1, help='CPU threads for torch (default: %(default)s: these models '
-                   'are too small to gain from more, and on a busy CPU more threads can be many times slower)')
+    threads = dict(type=_whole(1), help='CPU threads for torch (default: 1: these models are too small to gain from more, '
+                   'and on a busy CPU more threads can be many times slower)')
+    p.add_argument('--threads', default=1, **threads)
     sub = p.add_subparsers(dest='action', metavar='ACTION', parser_class=Parser)
     sub.required = True
+    def add_parser(*args, **kwargs):
+        "A subcommand that also takes `--threads` after the action"
+        s = sub.add_parser(*args, **kwargs)
+        s.add_argument('--threads', default=argparse.SUPPRESS, **threads)
+        return s
 
-    t = sub.add_parser('train', help='train a recipe (or all of them) with a progress bar and a per-epoch table',
+    t = add_parser('train', help='train a recipe (or all of them) with a progress bar and a per-epoch table',
                        description=f"Train one of the chapter's recipes on Human Numbers (or your own text) with fastai's "
                                    f"fit_one_cycle, the book's hyperparameters unless overridden. Recipes: {names}.",
                        epilog="Examples: humannums train lstm --epochs 5 --save models/lstm.pth;  "
@@ -76,35 +85,36 @@ def build_parser()->Parser:
     t.add_argument('--device', help="'cpu' or 'cuda' (default: a GPU if there is one)")
     t.add_argument('--no-progress', action='store_true', help='no progress bar and no per-epoch table')
 
-    e = sub.add_parser('evaluate', help="a saved model's validation loss, accuracy, perplexity, whole-number accuracy",
+    e = add_parser('evaluate', help="a saved model's validation loss, accuracy, perplexity, whole-number accuracy",
                        description='Evaluate a saved model on the validation split of the text it was trained on.')
     e.add_argument('model', metavar='MODEL_FILE', help='a model file written by `humannums train ... --save`')
     e.add_argument('--text', metavar='PATH', help='the text file the model was trained on (default: the one it records)')
 
-    g = sub.add_parser('generate', help='continue a prompt with a saved model',
+    g = add_parser('generate', help='continue a prompt with a saved model',
                        description='Continue PROMPT for -n tokens, greedy by default or sampled with --temperature.',
                        epilog='Example: humannums generate models/lstm.pth "seven thousand nine hundred ninety eight ." -n 20')
     g.add_argument('model', metavar='MODEL_FILE', help='a model file written by `humannums train ... --save`')
-    g.add_argument('prompt', metavar='PROMPT', help="text to continue, in the model's words")
+    g.add_argument('prompt', metavar='PROMPT', nargs='+', help="text to continue, in the model's words (quotes optional)")
     g.add_argument('-n', type=_whole(0), default=20, help='tokens to generate (default: %(default)s)')
     g.add_argument('--temperature', type=_number(0, False), default=0., help='0: greedy (default); > 0: sample, higher is more random')
     g.add_argument('--seed', type=_whole(0), help='random seed for sampling (repeatable output)')
     g.add_argument('--unknown', choices=['error', 'skip'], default='error',
                    help="prompt tokens the model does not know: 'error' (default) or 'skip' them")
 
-    c = sub.add_parser('count', help='how far a saved model counts without a mistake',
+    c = add_parser('count', help='how far a saved model counts without a mistake',
                        description='From --start on, how many numbers in a row the model writes out right (greedy) '
                                    'before its first mistake.')
     c.add_argument('model', metavar='MODEL_FILE', help='a model file of a Human Numbers recipe')
-    c.add_argument('--start', type=_whole(1), default=1, help='the first number the model must write, 1 to 9999 (default: %(default)s)')
+    c.add_argument('--start', type=_whole(1, 9999), default=1, help='the first number the model must write, 1 to 9999 (default: %(default)s)')
 
-    sub.add_parser('recipes', help='list the recipes with their book names and hyperparameters',
+    add_parser('recipes', help='list the recipes with their book names and hyperparameters',
                    description='The recipes: book model, data layout and hyperparameters, the book\'s published accuracy.')
     return p
 
 # %% ../nbs/08_cli.ipynb #05b927a0
 def _train(a):
-    from humannums.train import RECIPES, train, train_all, save_model, summarize, markdown_table, with_overrides
+    from humannums.train import (RECIPES, train, train_all, save_model, summarize, markdown_table, with_overrides,
+                                 check_save_path, check_device, diverged, TextTooShortError)
     if a.all and a.name: raise UsageError(f"give a recipe NAME or --all, not both")
     if not a.all and not a.name: raise UsageError(f"give a recipe NAME ({', '.join(RECIPES)}) or --all")
     if a.name and a.name not in RECIPES: raise UsageError(f"unknown recipe {a.name!r}: choose one of {', '.join(RECIPES)}")
@@ -112,10 +122,12 @@ def _train(a):
     if a.force and not a.save: raise UsageError("--force only makes sense with --save")
     if a.out and not a.all: raise UsageError("--out is for --all; with one recipe use --save PATH")
     out = a.out or 'results'
-    if a.save and Path(a.save).expanduser().exists() and not a.force:
-        raise FileExistsError(f"{a.save} exists: add --force to replace it, or choose another --save path")
-    if a.device and a.device.startswith('cuda') and not _cuda():
-        raise UsageError(f"--device {a.device}: there is no CUDA GPU here; use --device cpu")
+    if a.save:                                                  # a path the model cannot be saved to fails now, not after training
+        if Path(a.save).expanduser().is_file() and not a.force:
+            raise FileExistsError(f"{a.save} exists: add --force to replace it, or choose another --save path")
+        check_save_path(a.save, a.force)
+    try: check_device(a.device)
+    except ValueError as e: raise UsageError(f"--device: {e}") from None
     over = dict(epochs=a.epochs, lr=a.lr, bs=a.bs, wd=a.wd, sl=a.sl, n_hid=a.n_hid)
     for n in ([a.name] if a.name else RECIPES):                 # a bad override fails now, not after training
         try: with_overrides(RECIPES[n], **over)
@@ -126,19 +138,32 @@ def _train(a):
         print('\n' + markdown_table(df), end='')
         print(f"written to {out}/: results.md, results.csv, curves.csv, accuracy.png, curves.png")
         return
-    learn = train(a.name, text=a.text, seed=a.seed, quick=a.quick, progress=not a.no_progress, device=a.device,
-                  n_threads=a.threads, **over)
+    try:
+        with warnings.catch_warnings():                         # a diverged run is reported below, as an error
+            warnings.filterwarnings('ignore', message='.*training diverged')
+            learn = train(a.name, text=a.text, seed=a.seed, quick=a.quick, progress=not a.no_progress, device=a.device,
+                          n_threads=a.threads, **over)
+    except TextTooShortError as e: raise UsageError(str(e)) from None   # the fix is a value: --bs or --sl
     s = summarize(learn)
     book = f" (book: {s['book_accuracy']:.3f})" if s['book_accuracy'] is not None and not a.text else ''
     wna = s['whole_number_accuracy']
     print(f"{s['recipe']} ({s['book_model']}): validation loss {s['loss']:.4f}, accuracy {s['accuracy']:.4f}{book}, "
           f"perplexity {s['perplexity']:.3f}, whole-number accuracy {'n/a' if math.isnan(wna) else f'{wna:.4f}'}; "
           f"{s['epochs']} epoch{'s' if s['epochs'] != 1 else ''} in {s['seconds']:.1f} s ({s['seconds']/s['epochs']:.2f} s/epoch)")
-    if a.save: print(f"saved to {save_model(learn, a.save, overwrite=a.force)}")
+    if diverged(learn.model):
+        raise ValueError(f"training diverged (the weights are NaN or inf) at lr {learn.recipe.lr:g}: lower --lr"
+                         + ("; nothing saved" if a.save else ''))
+    if a.save: print(f"saved to {_save_or_keep(learn, a.save, a.force)}")
 
-def _cuda()->bool:
-    import torch
-    return torch.cuda.is_available()
+def _save_or_keep(learn, path, force:bool):
+    "Save to `path`; if that fails after all (disk full, the folder removed meanwhile), save to a temporary file and say so"
+    import tempfile, time
+    from humannums.train import save_model
+    try: return save_model(learn, path, overwrite=force)
+    except OSError as e:
+        keep = Path(tempfile.gettempdir())/f"humannums-{learn.recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}.pth"
+        save_model(learn, keep)
+        raise OSError(f"could not save to {path} ({e}); the trained model is kept in {keep}") from None
 
 def _evaluate(a):
     from humannums.train import load_model, evaluate
@@ -150,10 +175,13 @@ def _evaluate(a):
 def _generate(a):
     from humannums.train import load_model
     from humannums.generate import generate, encode_prompt
+    if a.seed is not None and a.temperature == 0:
+        raise UsageError("--seed only changes sampled text: add --temperature > 0 (at 0 generation is greedy, always the same)")
+    prompt = ' '.join(a.prompt)
     lm = load_model(a.model)
-    try: encode_prompt(lm, a.prompt, a.unknown)                 # a prompt the model cannot read is a usage error
+    try: ids = encode_prompt(lm, prompt, a.unknown)            # a prompt the model cannot read is a usage error
     except ValueError as e: raise UsageError(str(e)) from None
-    print(a.prompt.strip(), generate(lm, a.prompt, n=a.n, temperature=a.temperature, seed=a.seed, unknown=a.unknown))
+    print(' '.join(lm.vocab.decode(ids)), generate(lm, prompt, n=a.n, temperature=a.temperature, seed=a.seed, unknown=a.unknown))
 
 def _count(a):
     from humannums.train import load_model

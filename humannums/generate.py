@@ -58,6 +58,8 @@ def encode_prompt(lm:TrainedLM, prompt:str|list[str], # text, or a list of token
                  )->list[int]:
     "Token indices of `prompt` in `lm`'s vocab"
     if unknown not in UNKNOWN_POLICIES: raise ValueError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
+    if not (isinstance(prompt, str) or (isinstance(prompt, (list, tuple)) and all(isinstance(t, str) for t in prompt))):
+        raise TypeError(f"the prompt must be text (a str) or a list of tokens (str), got {type(prompt).__name__}")
     tokens = tokenize(prompt) if isinstance(prompt, str) else list(prompt)
     if bad := lm.vocab.unknown(tokens):
         if unknown == 'error':
@@ -144,6 +146,7 @@ def count_on(lm, # a `Learner` from `train` or a `TrainedLM` from `load_model`
     lm = as_trained_lm(lm)
     if not isinstance(start, int) or not 1 <= start <= 9999: raise ValueError(f"start must be a whole number from 1 to 9999, got {start!r}")
     if not isinstance(context, int) or context < 0: raise ValueError(f"context must be a whole number >= 0, got {context!r}")
+    if limit is not None and (not isinstance(limit, int) or limit < 1): raise ValueError(f"limit must be a whole number >= 1 or None, got {limit!r}")
     if not all(t in lm.vocab for t in ['.', *'one two three four five six seven eight nine ten thousand hundred'.split()]):
         raise ValueError("this model was not trained on Human Numbers: its vocab lacks number words, so it cannot count")
     stop = 9999 if limit is None else min(9999, start + limit - 1)

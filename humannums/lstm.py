@@ -8,11 +8,12 @@ import math
 import torch, torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+from .linear import check_tokens
 
 # %% auto #0
 __all__ = ['TORCH_GATE_ORDER', 'LMModel6', 'LSTMCellByGate', 'LSTMCell', 'torch_lstm_weights', 'load_torch_lstm_weights',
            'lstm_sequence', 'LSTMLayerBPTT', 'LSTM', 'lstm_speed', 'lstm_state', 'detach_state', 'init_forget_bias',
-           'check_tokens', 'LSTMLM']
+           'LSTMLM']
 
 # %% ../nbs/04_lstm.ipynb #b5e9192e
 class LSTMCellByGate(nn.Module):
@@ -280,15 +281,6 @@ def init_forget_bias(lstm:LSTM|nn.LSTM, # our LSTM or PyTorch's
     return lstm
 
 # %% ../nbs/04_lstm.ipynb #964a1555
-def check_tokens(x:torch.Tensor, vocab_sz:int):
-    "Raise a clear error unless `x` is a `(bs, sl)` tensor of token indices below `vocab_sz`"
-    if not isinstance(x, torch.Tensor) or x.dtype not in (torch.long, torch.int, torch.int16, torch.uint8):
-        raise TypeError(f"the model takes token indices: an integer tensor (bs, sl), got "
-                        f"{type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype}")
-    if x.dim() != 2: raise ValueError(f"the model takes a (bs, sl) batch of token indices, got shape {tuple(x.shape)}")
-    if x.numel() and (x.min() < 0 or x.max() >= vocab_sz):
-        raise ValueError(f"token indices must be in 0..{vocab_sz-1}, got values from {x.min().item()} to {x.max().item()}")
-
 class LSTMLM(nn.Module):
     "Every-token LM on a multilayer LSTM, state kept across batches (book: LMModel6)"
     def __init__(self, vocab_sz:int, # size of the vocab
@@ -308,7 +300,7 @@ class LSTMLM(nn.Module):
     def forward(self, x:torch.Tensor, # token indices, (bs, sl)
                )->torch.Tensor:
         "Logits for the next token after every position, `(bs, sl, vocab_sz)`"
-        check_tokens(x, self.vocab_sz)
+        check_tokens(x, self.vocab_sz, type(self).__name__)  # the same checks as every humannums LM (01_linear)
         emb = self.i_h(x)                                    # (bs, sl, n_hid)
         res, state = self.rnn(emb, lstm_state(self.state, emb, self.n_layers, self.n_hid))
         self.state = detach_state(state)

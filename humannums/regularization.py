@@ -7,7 +7,8 @@ from __future__ import annotations
 import numbers
 import torch, torch.nn.functional as F
 from torch import nn
-from .lstm import LSTM, lstm_state, detach_state, check_tokens
+from .linear import check_tokens
+from .lstm import LSTM, lstm_state, detach_state
 
 # %% auto #0
 __all__ = ['LMModel7', 'check_p', 'dropout_mask', 'Dropout', 'tie_weights', 'RegularizedLSTMLM', 'WeightDropLSTM',
@@ -73,7 +74,7 @@ class RegularizedLSTMLM(nn.Module):
     def forward(self, x:torch.Tensor, # token indices, (bs, sl)
                )->tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "`(logits (bs, sl, vocab_sz), raw (bs, sl, n_hid), dropped (bs, sl, n_hid))`"
-        check_tokens(x, self.vocab_sz)
+        check_tokens(x, self.vocab_sz, type(self).__name__)
         emb = self.i_h(x)                                    # (bs, sl, n_hid)
         raw, state = self.rnn(emb, lstm_state(self.state, emb, self.n_layers, self.n_hid))
         self.state = detach_state(state)
@@ -159,7 +160,7 @@ class AWDLSTMLM(nn.Module):
     def forward(self, x:torch.Tensor, # token indices, (bs, sl)
                )->tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "`(logits (bs, sl, vocab_sz), raw (bs, sl, n_hid), dropped (bs, sl, n_hid))`"
-        check_tokens(x, self.vocab_sz)
+        check_tokens(x, self.vocab_sz, type(self).__name__)
         act = self.input_dp(self.i_h(x))                     # (bs, sl, n_hid)
         h, c = lstm_state(self.state, act, self.n_layers, self.n_hid)
         hs, cs = [], []

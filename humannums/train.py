@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #e220af90
 from __future__ import annotations
-import math, os, time, tempfile
+import math, os, time, tempfile, warnings
 from dataclasses import dataclass, field, replace, fields
 from pathlib import Path
 import torch, torch.nn.functional as F
@@ -17,7 +17,7 @@ from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds `Learner.
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed, default_device
 from . import __version__
-from .data import human_numbers, human_numbers_tokens, lm_dataloaders, lm_samples, split_point, Vocab, tokenize
+from .data import human_numbers_tokens, lm_dataloaders, lm_samples, split_point, Vocab, tokenize
 from .callbacks import lm_learner
 from .linear import LinearLM, LoopedRNNLM
 from .rnn import StatefulRNNLM, SequenceRNNLM, MultiLayerRNNLM
@@ -26,10 +26,10 @@ from .regularization import RegularizedLSTMLM, AWDLSTMLM
 
 # %% auto #0
 __all__ = ['OVERRIDABLE', 'RECIPES', 'MODEL_FORMAT', 'MODEL_FORMAT_VERSION', 'Recipe', 'with_overrides', 'get_recipe',
-           'recipes_table', 'Perplexity', 'WholeNumberAccuracy', 'min_tokens', 'read_text_tokens', 'text_dataset',
-           'EpochTimer', 'lm_metrics', 'quick_tokens', 'train', 'summarize', 'learning_curve', 'markdown_table',
-           'plot_accuracy', 'plot_curves', 'save_results', 'train_all', 'ModelFileError', 'TrainedLM', 'as_trained_lm',
-           'save_model', 'load_model', 'evaluate']
+           'recipes_table', 'Perplexity', 'WholeNumberAccuracy', 'diverged', 'min_tokens', 'read_text_tokens',
+           'TextTooShortError', 'text_dataset', 'EpochTimer', 'lm_metrics', 'check_device', 'quick_tokens', 'train',
+           'summarize', 'learning_curve', 'markdown_table', 'plot_accuracy', 'plot_curves', 'save_results', 'train_all',
+           'ModelFileError', 'TrainedLM', 'as_trained_lm', 'check_save_path', 'save_model', 'load_model', 'evaluate']
 
 # %% ../nbs/06_train.ipynb #383b614e
 @dataclass(frozen=True)
@@ -171,6 +171,10 @@ class WholeNumberAccuracy(Metric):
     def name(self): return 'whole_number_accuracy'
 
 # %% ../nbs/06_train.ipynb #2bbea4f9
+def diverged(model:nn.Module)->bool:
+    "True if some weight of `model` is NaN or infinite (training diverged: the learning rate was too high)"
+    return not all(torch.isfinite(p).all() for p in model.parameters())
+
 def min_tokens(sl:int, bs:int, grouped:bool=True, valid_pct:float=0.2)->int:
     "Fewest tokens that give one training batch and one validation batch (`bs` validation samples if `grouped`)"
     n = max(2, math.ceil(bs/(1-valid_pct)))
@@ -192,22 +196,22 @@ def read_text_tokens(path:str|Path)->list[str]:
     if not tokens: raise ValueError(f"{p} is empty (no words): give a text file with some text in it")
     return tokens
 
+class TextTooShortError(ValueError):
+    "A text with too few tokens for one batch at the recipe's `bs` and `sl`"
+
 def text_dataset(text:str|Path|None, # a UTF-8 text file, or None for Human Numbers
                  recipe:Recipe, # its bs and sl decide how many tokens are needed
                  vocab:Vocab|None=None, # an existing vocab (a trained model's); default: built from the text
                 )->tuple[torch.Tensor, Vocab]:
     "Token stream and vocab of `text` (checked to be long enough for `recipe`'s bs and sl), or of Human Numbers"
-    if text is None:
-        if vocab is None: return human_numbers()
-        tokens = human_numbers_tokens()
-    else: tokens = read_text_tokens(text)
+    tokens = human_numbers_tokens() if text is None else read_text_tokens(text)
     need = min_tokens(recipe.sl, recipe.bs, recipe.grouped)
     if len(tokens) < need:
         fits = [b for b in range(recipe.bs, 0, -1) if min_tokens(recipe.sl, b, recipe.grouped) <= len(tokens)]
         hint = f"lower bs to {fits[0]} or less" if fits else "give a longer text"
         if not recipe.fixed_sl and recipe.sl > 1: hint += " or lower sl"
-        raise ValueError(f"{text} has {len(tokens)} tokens: too few for one batch of the {recipe.name} recipe at bs={recipe.bs}, "
-                         f"sl={recipe.sl} (it needs at least {need}); {hint}")
+        raise TextTooShortError(f"{'Human Numbers' if text is None else text} has {len(tokens)} tokens: too few for one batch "
+                                f"of the {recipe.name} recipe at bs={recipe.bs}, sl={recipe.sl} (it needs at least {need}); {hint}")
     if vocab is None: vocab = Vocab(tokens)
     elif bad := vocab.unknown(tokens):
         raise ValueError(f"{'Human Numbers' if text is None else text} has tokens the model's vocab lacks "
@@ -228,6 +232,23 @@ def lm_metrics(recipe:Recipe, vocab:Vocab)->list:
     if recipe.every_token and '.' in vocab: mets.append(WholeNumberAccuracy(vocab.stoi['.'], recipe.grouped))
     return mets
 
+def _float(v)->float:
+    "A metric's value as a float; a metric with nothing to measure (None, e.g. no whole number in a text) is NaN"
+    return float('nan') if v is None else float(v)
+
+def check_device(device)->torch.device|None:
+    "`device` as a `torch.device` (None stays None); a clear error for a name torch does not know or a GPU that is not there"
+    if device is None: return None
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if d.type == 'cuda':
+        if not torch.cuda.is_available(): raise ValueError(f"device {device!r}: there is no CUDA GPU here; use 'cpu'")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: there are {torch.cuda.device_count()} CUDA GPUs (cuda:0 to "
+                             f"cuda:{torch.cuda.device_count()-1})")
+    elif d.type != 'cpu': raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return d
+
 def quick_tokens(recipe:Recipe)->int:
     "Tokens of the small slice a `quick` run trains on: 8 training and 2 validation batches"
     return 10*recipe.bs*recipe.sl + 2
@@ -243,6 +264,7 @@ def train(name:str|Recipe, # a recipe name (see `RECIPES`) or a `Recipe`
          )->Learner:
     "Train recipe `name` with `fit_one_cycle`; the `Learner` knows its `recipe`, `vocab`, `seed` and `history` (one row an epoch)"
     recipe = with_overrides(get_recipe(name), **overrides)
+    device = check_device(device)
     if quick: recipe = replace(recipe, epochs=1)
     if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
     nums, vocab = text_dataset(text, recipe)
@@ -257,8 +279,10 @@ def train(name:str|Recipe, # a recipe name (see `RECIPES`) or a `Recipe`
     if progress: learn.fit_one_cycle(recipe.epochs, recipe.lr)
     else:
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(recipe.epochs, recipe.lr)
-    learn.history = pd.DataFrame([[float(v) for v in vals] for vals in learn.recorder.values],
+    learn.history = pd.DataFrame([[_float(v) for v in vals] for vals in learn.recorder.values],
                                  columns=learn.recorder.metric_names[1:-1]).assign(seconds=learn.epoch_seconds)
+    if diverged(learn.model): warnings.warn(f"{recipe.name}: training diverged (the weights are not finite, validation loss "
+                                            f"{learn.history['valid_loss'].iloc[-1]}): lower the learning rate (lr={recipe.lr:g})")
     return learn
 
 # %% ../nbs/06_train.ipynb #10eec366
@@ -374,11 +398,26 @@ def as_trained_lm(obj:Learner|TrainedLM)->TrainedLM:
     raise TypeError(f"expected a Learner from `train` or a TrainedLM (from `load_model`), got {type(obj).__name__}")
 
 # %% ../nbs/06_train.ipynb #0c7bb0eb
-def _write_atomic(obj, path:Path, overwrite:bool):
-    "`torch.save(obj)` to a temporary file next to `path`, then move it into place (never over a file unless `overwrite`)"
+def check_save_path(path:str|Path, # where a model file is to be written
+                    overwrite:bool=False, # an existing file may be replaced
+                   )->Path:
+    "`path` if a model file can be written there (its folder is created); else a clear error, before any training is spent"
+    path = Path(path).expanduser()
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: give a file path for the model, e.g. {path/'model.pth'}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: pass overwrite=True (command line: --force) to replace it, or choose another path")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)   # can we write there?
+        os.close(fd); os.unlink(tmp)
+    except OSError as e:
+        raise OSError(f"cannot write a model file at {path}: {e.strerror or e} ({e.filename or path.parent}); "
+                      f"choose another path") from None
+    return path
+
+def _write_atomic(obj, path:Path, overwrite:bool):
+    "`torch.save(obj)` to a temporary file next to `path`, then move it into place (never over a file unless `overwrite`)"
+    check_save_path(path, overwrite)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
         with os.fdopen(fd, 'wb') as f:
@@ -408,6 +447,8 @@ def save_model(lm:Learner|TrainedLM|nn.Module, # what to save: a `Learner` from 
     lm = as_trained_lm(lm)
     if recipe is not None: lm = replace(lm, recipe=get_recipe(recipe))
     if vocab is not None: lm = replace(lm, vocab=vocab if isinstance(vocab, Vocab) else Vocab(vocab))
+    if diverged(lm.model): raise ValueError("the model's weights are not finite (NaN or inf: training diverged); not saved: "
+                                            "train again with a lower learning rate")
     if callable(reset := getattr(lm.model, 'reset', None)): reset()   # no batch-sized hidden state in the file
     state = {k: v.detach().cpu() for k, v in lm.model.state_dict().items()}
     obj = dict(format=MODEL_FORMAT, format_version=MODEL_FORMAT_VERSION, humannums_version=__version__,
@@ -440,7 +481,9 @@ def load_model(path:str|Path, # a file written by `save_model` (or `humannums tr
     if not p.exists(): raise FileNotFoundError(f"model file {p} does not exist: check the path, or train one with "
                                                f"`humannums train NAME --save {p}`")
     if not p.is_file(): raise ModelFileError(f"{p} is not a file: give the path of a model file")
-    try: d = torch.load(p, map_location='cpu', weights_only=True)
+    try:
+        with warnings.catch_warnings():                   # torch warns about old-style pickles before it refuses them
+            warnings.simplefilter('ignore'); d = torch.load(p, map_location='cpu', weights_only=True)
     except Exception as e:
         if 'Unsupported global' in str(e):
             raise ModelFileError(f"{p} holds Python objects other than weights; humannums loads only files written by "
@@ -471,6 +514,8 @@ def load_model(path:str|Path, # a file written by `save_model` (or `humannums tr
     state = d.get('state_dict')
     if not isinstance(state, dict): raise ModelFileError(f"{p} holds no weights (state_dict)")
     _check_state(p, model, state, recipe, len(vocab))
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise ModelFileError(f"{p}: its weights are not finite (NaN or inf): the model was damaged or its training diverged")
     model.load_state_dict(state)
     model.eval()
     if device is not None: model.to(device)
@@ -483,10 +528,16 @@ def evaluate(lm, # a `Learner` from `train` or a `TrainedLM` from `load_model`
     "Validation loss, accuracy, perplexity and whole-number accuracy of `lm` on its validation split"
     lm = as_trained_lm(lm)
     r = lm.recipe
+    if text is None and lm.text is not None and not Path(lm.text).exists():
+        raise FileNotFoundError(f"the model was trained on {lm.text}, which does not exist any more: give the text's new path "
+                                f"(command line: evaluate MODEL_FILE --text PATH)")
     text = lm.text if text is None else text
-    nums, vocab = text_dataset(text, r, vocab=lm.vocab)
+    try: nums, vocab = text_dataset(text, r, vocab=lm.vocab)
+    except TextTooShortError as e:
+        raise TextTooShortError(f"{e.args[0].split(';')[0]}: evaluate the model on a longer text, such as the one it was "
+                                f"trained on") from None
     device = next(lm.model.parameters()).device
     dls = lm_dataloaders(nums, vocab, r.sl, r.every_token, r.bs, r.grouped, device=device)
     learn = lm_learner(dls, lm.model, metrics=lm_metrics(r, vocab))
     with learn.no_bar(), learn.no_logging(): vals = learn.validate()
-    return dict(zip(['valid_loss'] + [m.name for m in learn.metrics], map(float, vals)))
+    return dict(zip(['valid_loss'] + [m.name for m in learn.metrics], map(_float, vals)))

@@ -46,17 +46,17 @@ def test_all_quick_every_recipe_and_results(tmp_path):
 
 @pytest.mark.parametrize('args,msg', [
     (['train', 'linear', '--epochs', '-1'], 'must be a whole number >= 1, got -1'),
-    (['train', 'linear', '--lr', '0'], 'must be a number > 0'),
-    (['train', 'linear', '--lr', 'fast'], "must be a number > 0, got 'fast'"),
+    (['train', 'linear', '--lr', '0'], 'must be a finite number > 0'),
+    (['train', 'linear', '--lr', 'fast'], "must be a finite number > 0, got 'fast'"),
     (['train', 'linear', '--bs', '0'], 'must be a whole number >= 1'),
-    (['train', 'linear', '--wd', '-0.1'], 'must be a number >= 0'),
+    (['train', 'linear', '--wd', '-0.1'], 'must be a finite number >= 0'),
     (['train', 'linear', '--sl', '8'], 'reads exactly 3 tokens'),
     (['train'], 'give a recipe NAME'),
     (['train', 'linear', '--all'], 'not both'),
     (['train', 'linear', '--force'], 'only makes sense with --save'),
     (['generate', 'm.pth', 'one', '-n', '-3'], 'must be a whole number >= 0'),
-    (['generate', 'm.pth', 'one', '--temperature', '-1'], 'must be a number >= 0'),
-    (['count', 'm.pth', '--start', '0'], 'must be a whole number >= 1'),
+    (['generate', 'm.pth', 'one', '--temperature', '-1'], 'must be a finite number >= 0'),
+    (['count', 'm.pth', '--start', '0'], 'must be a whole number from 1 to 9999'),
     (['fly'], 'invalid choice'),
 ])
 def test_bad_values_exit_2(args, msg):
@@ -83,7 +83,7 @@ def test_file_errors_exit_1(tmp_path):
     assert code == 1 and 'not UTF-8' in err and 'byte 0xef' in err
     (tmp_path/'short.txt').write_text('one two three ' * 30)
     code, out, err = run('train', 'linear', '--text', tmp_path/'short.txt')
-    assert code == 1 and 'too few' in err and 'lower bs' in err
+    assert code == 2 and 'too few' in err and 'lower bs' in err                # the fix is a value: --bs
 
 def test_save_load_generate_round_trip(tmp_path):
     f = tmp_path/'lin.pth'
@@ -103,7 +103,7 @@ def test_save_load_generate_round_trip(tmp_path):
     code, out, err = run('generate', f, 'one . eleventy two', '-n', 3)
     assert code == 2 and "'eleventy'" in err and '--unknown skip' in err
     code, out, err = run('generate', f, 'one . eleventy two', '-n', 3, '--unknown', 'skip')
-    assert code == 0 and len(out.split()) == 4 + 3
+    assert code == 0 and out.split()[:3] == ['one', '.', 'two'] and len(out.split()) == 3 + 3   # the prompt as read
     code, out, err = run('evaluate', f)
     assert code == 0 and 'accuracy' in out and 'perplexity' in out
     code, out, err = run('count', f, '--start', 8001)
@@ -112,3 +112,47 @@ def test_save_load_generate_round_trip(tmp_path):
 def test_recipes_lists_book_names():
     code, out, err = run('recipes')
     assert code == 0 and all(n in out and RECIPES[n].book in out for n in RECIPES)
+
+def test_help_needs_no_torch():
+    "`humannums --help` and usage errors answer at once: the parser imports neither torch nor fastai"
+    code = "import sys; from humannums.cli import build_parser, RECIPE_NAMES; build_parser(); assert 'torch' not in sys.modules"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    from humannums.cli import RECIPE_NAMES
+    assert list(RECIPE_NAMES) == list(RECIPES)
+
+def test_bad_values_are_usage_errors():
+    for args, msg in [(['train', 'linear', '--bs', '100000'], 'too few for one batch'),
+                      (['train', 'linear', '--device', 'mps'], "device must be 'cpu', 'cuda' or 'cuda:N'"),
+                      (['train', 'linear', '--lr', 'inf'], 'finite number > 0'),
+                      (['count', 'm.pth', '--start', '10000'], 'from 1 to 9999'),
+                      (['generate', 'm.pth', 'one', '--seed', '3'], '--temperature')]:
+        code, out, err = run(*args)
+        assert code == 2 and msg in err and len(err.strip().splitlines()) == 1 and out == '', (args, err)
+
+def test_save_path_is_checked_before_training(tmp_path):
+    (tmp_path/'a_file').write_text('keep me')
+    for target, msg in [(tmp_path, 'is a folder'), (tmp_path/'a_file'/'m.pth', 'cannot write a model file')]:
+        code, out, err = run('train', 'tuned', '--save', target, '--force')   # tuned: 30 epochs, if it trained
+        assert code == 1 and msg in err and 'train_loss' not in out and 'Traceback' not in err, err
+    assert (tmp_path/'a_file').read_text() == 'keep me' and sorted(p.name for p in tmp_path.iterdir()) == ['a_file']
+
+def test_diverged_training_is_an_error_and_not_saved(tmp_path):
+    r = sh('train', 'linear', '--quick', '--no-progress', '--lr', '1e6', '--save', tmp_path/'nan.pth')
+    assert r.returncode == 1 and 'training diverged' in r.stderr and 'lower --lr' in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path/'nan.pth').exists()
+
+def test_text_without_whole_numbers_trains_and_saves(tmp_path):
+    "A text with '.' tokens but no complete 'number' in its validation part: whole-number accuracy is n/a, the model is saved"
+    words = 'a b c d e f g h'.split()
+    (tmp_path/'dots.txt').write_text('. ' + ' '.join(words[(i*7) % 8] for i in range(3000)))
+    code, out, err = run('train', 'sequence', '--text', tmp_path/'dots.txt', '--bs', 16, '--epochs', 1, '--no-progress',
+                         '--save', tmp_path/'dots.pth')
+    assert code == 0, err
+    assert 'whole-number accuracy n/a' in out and (tmp_path/'dots.pth').exists()
+    code, out, err = run('evaluate', tmp_path/'dots.pth')
+    assert code == 0 and 'accuracy' in out, err
+
+def test_threads_after_the_action():
+    code, out, err = run('recipes', '--threads', 1)
+    assert code == 0 and 'linear' in out

@@ -48,7 +48,9 @@ def test_bad_input_is_explained():
     with pytest.raises(ValueError, match='positive int'): LSTM(3, 5, 0)
     m = LSTMLM(30, 8)
     with pytest.raises(TypeError, match='integer tensor'): m(torch.randn(2, 4))
-    with pytest.raises(ValueError, match='0..29'): m(torch.full((2, 4), 30))
+    with pytest.raises(ValueError, match='a vocab of 30 tokens'): m(torch.full((2, 4), 30))
+    with pytest.raises(TypeError, match='int64 or int32'): m(torch.zeros(2, 4, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r'shape \(bs, sl\)'): m(torch.zeros(2, 0, dtype=torch.long))
 
 @pytest.mark.parametrize('scratch', [True, False])
 def test_lstmlm_state(scratch):

@@ -64,6 +64,11 @@ def test_own_text_trains(tmp_path):
     learn = train('linear', text=f, bs=16, progress=False, device='cpu', epochs=3, lr=1e-2)
     assert len(learn.vocab) == 7 and learn.text == str(f.resolve())
     assert learn.history['accuracy'].iloc[-1] > 0.5
+    lm = load_model(save_model(learn, tmp_path/'t.pth'))
+    f.rename(tmp_path/'moved.txt')                                       # the text the model records has moved
+    with pytest.raises(FileNotFoundError, match='does not exist any more: give the text.s new path'): evaluate(lm)
+    assert evaluate(lm, text=tmp_path/'moved.txt')['accuracy'] == pytest.approx(learn.history['accuracy'].iloc[-1], abs=1e-6)
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'cuda:N'"): train('linear', text=f, device='tpu')
 
 def test_save_load_round_trip_and_errors(tmp_path, quick_linear):
     learn = quick_linear
