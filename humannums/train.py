@@ -26,10 +26,11 @@ from .regularization import RegularizedLSTMLM, AWDLSTMLM
 
 # %% auto #0
 __all__ = ['OVERRIDABLE', 'RECIPES', 'MODEL_FORMAT', 'MODEL_FORMAT_VERSION', 'Recipe', 'with_overrides', 'get_recipe',
-           'recipes_table', 'Perplexity', 'WholeNumberAccuracy', 'diverged', 'min_tokens', 'read_text_tokens',
-           'TextTooShortError', 'text_dataset', 'EpochTimer', 'lm_metrics', 'check_device', 'quick_tokens', 'train',
-           'summarize', 'learning_curve', 'markdown_table', 'plot_accuracy', 'plot_curves', 'save_results', 'train_all',
-           'ModelFileError', 'TrainedLM', 'as_trained_lm', 'check_save_path', 'save_model', 'load_model', 'evaluate']
+           'recipes_table', 'Perplexity', 'WholeNumberAccuracy', 'diverged', 'min_tokens', 'largest_bs',
+           'read_text_tokens', 'TextTooShortError', 'text_dataset', 'EpochTimer', 'lm_metrics', 'check_device',
+           'quick_tokens', 'train', 'summarize', 'learning_curve', 'markdown_table', 'plot_accuracy', 'plot_curves',
+           'save_results', 'train_all', 'ModelFileError', 'TrainedLM', 'as_trained_lm', 'check_save_path', 'save_model',
+           'load_model', 'evaluate']
 
 # %% ../nbs/06_train.ipynb #383b614e
 @dataclass(frozen=True)
@@ -177,9 +178,20 @@ def diverged(model:nn.Module)->bool:
 
 def min_tokens(sl:int, bs:int, grouped:bool=True, valid_pct:float=0.2)->int:
     "Fewest tokens that give one training batch and one validation batch (`bs` validation samples if `grouped`)"
-    n = max(2, math.ceil(bs/(1-valid_pct)))
-    while not (split_point(n, valid_pct) >= bs and n - split_point(n, valid_pct) >= (bs if grouped else 1)): n += 1
+    n_valid = bs if grouped else 1
+    # both conditions grow with n, and hold from about bs/(1-valid_pct) and n_valid/valid_pct samples: start just below
+    n = max(2, math.floor(bs/(1-valid_pct)) - 2, math.floor((n_valid-1)/valid_pct) - 2)
+    while not (split_point(n, valid_pct) >= bs and n - split_point(n, valid_pct) >= n_valid): n += 1
     return n*sl + 2                                     # `lm_samples` makes n samples from n*sl+2 tokens
+
+def largest_bs(n_tokens:int, sl:int, grouped:bool=True, valid_pct:float=0.2)->int:
+    "The largest batch size whose `min_tokens` fits in `n_tokens` (0 if none does)"
+    lo, hi = 0, max(1, n_tokens)                        # min_tokens grows with bs: bisect
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if min_tokens(sl, mid, grouped, valid_pct) <= n_tokens: lo = mid
+        else: hi = mid - 1
+    return lo
 
 def read_text_tokens(path:str|Path)->list[str]:
     "Tokens of the UTF-8 text file `path`, split on white space; clear errors for a missing, empty or undecodable file"
@@ -207,8 +219,8 @@ def text_dataset(text:str|Path|None, # a UTF-8 text file, or None for Human Numb
     tokens = human_numbers_tokens() if text is None else read_text_tokens(text)
     need = min_tokens(recipe.sl, recipe.bs, recipe.grouped)
     if len(tokens) < need:
-        fits = [b for b in range(recipe.bs, 0, -1) if min_tokens(recipe.sl, b, recipe.grouped) <= len(tokens)]
-        hint = f"lower bs to {fits[0]} or less" if fits else "give a longer text"
+        fits = largest_bs(len(tokens), recipe.sl, recipe.grouped)
+        hint = f"lower bs to {fits} or less" if fits else "give a longer text"
         if not recipe.fixed_sl and recipe.sl > 1: hint += " or lower sl"
         raise TextTooShortError(f"{'Human Numbers' if text is None else text} has {len(tokens)} tokens: too few for one batch "
                                 f"of the {recipe.name} recipe at bs={recipe.bs}, sl={recipe.sl} (it needs at least {need}); {hint}")

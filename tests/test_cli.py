@@ -49,6 +49,7 @@ def test_all_quick_every_recipe_and_results(tmp_path):
     (['train', 'linear', '--lr', '0'], 'must be a finite number > 0'),
     (['train', 'linear', '--lr', 'fast'], "must be a finite number > 0, got 'fast'"),
     (['train', 'linear', '--bs', '0'], 'must be a whole number >= 1'),
+    (['train', 'lstm', '--bs', '100000'], 'lower bs to 789 or less'),          # answered at once (it once searched for minutes)
     (['train', 'linear', '--wd', '-0.1'], 'must be a finite number >= 0'),
     (['train', 'linear', '--sl', '8'], 'reads exactly 3 tokens'),
     (['train'], 'give a recipe NAME'),
