@@ -9,10 +9,15 @@ from humannums.data import human_numbers, lm_dataloaders, lm_loss, baseline
 from humannums.callbacks import lm_learner
 from humannums.linear import LoopedRNNLM
 from humannums.rnn import *
+from humannums.lstm import LSTMLM
+from humannums.regularization import RegularizedLSTMLM, AWDLSTMLM
 
 STATEFUL = [lambda: StatefulRNNLM(30, 8), lambda: SequenceRNNLM(30, 8),
             lambda: MultiLayerRNNLM(30, 8, 2), lambda: MultiLayerRNNLM(30, 8, 2, scratch=True)]
 IDS = ['StatefulRNNLM', 'SequenceRNNLM', 'MultiLayerRNNLM', 'MultiLayerRNNLM-scratch']
+ALL_STATEFUL = STATEFUL + [lambda: LSTMLM(30, 8), lambda: LSTMLM(30, 8, scratch=False),
+                           lambda: RegularizedLSTMLM(30, 8), lambda: AWDLSTMLM(30, 8)]
+ALL_IDS = IDS + ['LSTMLM', 'LSTMLM-nn.LSTM', 'RegularizedLSTMLM', 'AWDLSTMLM']
 
 @pytest.mark.parametrize('n_layers', [1, 2])
 @pytest.mark.parametrize('nonlinearity', ['tanh', 'relu'])
@@ -89,15 +94,29 @@ def test_state_carries_values_across_batches():
     a.reset(); a(xs)                                                      # one long sequence ends in the same state
     torch.testing.assert_close(b.h, a.h, rtol=0, atol=1e-5)
 
+@pytest.mark.parametrize('make', ALL_STATEFUL, ids=ALL_IDS)
+def test_model_moved_to_another_device_follows_input(make):
+    "PyTorch's `meta` device stands in for a GPU where there is none: the kept CPU state must not be reused there"
+    model = make()
+    model(torch.randint(0, 30, (4, 5)))                                   # a CPU state of batch size 4
+    model.to('meta')
+    out = model(torch.randint(0, 30, (4, 5)).to('meta'))                  # same batch size, other device
+    out = out[0] if isinstance(out, tuple) else out
+    state = model.h if hasattr(model, 'h') else model.state[0]
+    assert out.device.type == 'meta' and state.device.type == 'meta' and out.shape[0] == 4
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
-@pytest.mark.parametrize('make', STATEFUL, ids=IDS)
+@pytest.mark.parametrize('make', ALL_STATEFUL, ids=ALL_IDS)
 def test_model_moved_to_gpu_follows_input(make):
     model = make()
     model(torch.randint(0, 30, (4, 5)))                                   # a CPU state
     model.cuda()
     out = model(torch.randint(0, 30, (4, 5), device='cuda'))
-    assert out.is_cuda and model.h.is_cuda
-    model.cpu(); assert not model(torch.randint(0, 30, (1, 5))).is_cuda
+    out = out[0] if isinstance(out, tuple) else out
+    state = model.h if hasattr(model, 'h') else model.state[0]
+    assert out.is_cuda and state.is_cuda
+    model.cpu(); out = model(torch.randint(0, 30, (1, 5)))
+    assert not (out[0] if isinstance(out, tuple) else out).is_cuda
 
 @pytest.fixture(scope='module')
 def small_dls():
