@@ -15,6 +15,10 @@ from .regularization import *
 from .train import *
 from .generate import *
 from . import data, linear, callbacks, rnn, lstm, regularization, train as _train, generate as _generate
+from fastai.learner import Learner                 # the fastai names a user's training cell needs beside ours
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
 
 # nbdev writes `__all__ = []` for a module that defines nothing; name the re-exports so that `import *` gives them
-__all__ = list(dict.fromkeys(n for m in (data, linear, callbacks, rnn, lstm, regularization, _train, _generate) for n in m.__all__))
+__all__ = list(dict.fromkeys([n for m in (data, linear, callbacks, rnn, lstm, regularization, _train, _generate) for n in m.__all__]
+                             + ['Learner', 'accuracy', 'set_seed']))

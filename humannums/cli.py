@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, math, sys, warnings
 from pathlib import Path
+from . import __version__
 
 # %% auto #0
 __all__ = ['RECIPE_NAMES', 'ACTIONS', 'UsageError', 'Parser', 'build_parser', 'main']
@@ -55,6 +56,7 @@ def build_parser()->Parser:
     threads = dict(type=_whole(1), help='CPU threads for torch (default: 1: these models are too small to gain from more, '
                    'and on a busy CPU more threads can be many times slower)')
     p.add_argument('--threads', default=1, **threads)
+    p.add_argument('--version', action='version', version=f'humannums {__version__}')
     sub = p.add_subparsers(dest='action', metavar='ACTION', parser_class=Parser)
     sub.required = True
     def add_parser(*args, **kwargs):
@@ -70,8 +72,8 @@ def build_parser()->Parser:
                               "humannums train --all --out results;  humannums train lstm --text my.txt --bs 16")
     t.add_argument('name', nargs='?', metavar='NAME', help=f"recipe to train: {names} (see `humannums recipes`)")
     t.add_argument('--all', action='store_true', help='train every recipe; write the results table and plots to --out')
-    t.add_argument('--out', metavar='DIR', help='folder for the --all results (default: results)')
-    t.add_argument('--quick', action='store_true', help='smoke run: 1 epoch on a small slice of the text (seconds)')
+    t.add_argument('--out', metavar='DIR', help='folder for the --all results (default: results; its results files are replaced)')
+    t.add_argument('--quick', action='store_true', help='smoke run: a small slice of the text, 1 epoch unless --epochs (seconds)')
     t.add_argument('--epochs', type=_whole(1), help="epochs (default: the recipe's)")
     t.add_argument('--lr', type=_number(0, True), help="maximum learning rate of the one-cycle schedule (default: the recipe's)")
     t.add_argument('--bs', type=_whole(1), help='batch size (default: 64)')
@@ -119,6 +121,7 @@ def _train(a):
     if not a.all and not a.name: raise UsageError(f"give a recipe NAME ({', '.join(RECIPES)}) or --all")
     if a.name and a.name not in RECIPES: raise UsageError(f"unknown recipe {a.name!r}: choose one of {', '.join(RECIPES)}")
     if a.all and (a.save or a.text): raise UsageError("--save and --text work with one recipe NAME, not --all")
+    if a.save is not None and not a.save.strip(): raise UsageError("--save needs a file path, got an empty one")
     if a.force and not a.save: raise UsageError("--force only makes sense with --save")
     if a.out and not a.all: raise UsageError("--out is for --all; with one recipe use --save PATH")
     out = a.out or 'results'
@@ -133,10 +136,16 @@ def _train(a):
         try: with_overrides(RECIPES[n], **over)
         except ValueError as e: raise UsageError(str(e)) from None
     if a.all:
-        df = train_all(out=out, seed=a.seed, quick=a.quick, progress=not a.no_progress, device=a.device,
-                       n_threads=a.threads, **over)
+        with warnings.catch_warnings(record=True) as caught:    # a diverged recipe is reported below, as an error
+            warnings.filterwarnings('always', message='.*training diverged')
+            df = train_all(out=out, seed=a.seed, quick=a.quick, progress=not a.no_progress, device=a.device,
+                           n_threads=a.threads, **over)
+        for w in caught:
+            if 'training diverged' not in str(w.message): warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         print('\n' + markdown_table(df), end='')
         print(f"written to {out}/: results.md, results.csv, curves.csv, accuracy.png, curves.png")
+        if bad := [str(w.message).split(':')[0] for w in caught if 'training diverged' in str(w.message)]:
+            raise ValueError(f"training diverged (NaN or inf weights) for {', '.join(bad)}: their rows are not results; lower --lr")
         return
     try:
         with warnings.catch_warnings():                         # a diverged run is reported below, as an error
@@ -170,7 +179,7 @@ def _evaluate(a):
     lm = load_model(a.model)
     m = evaluate(lm, text=a.text)
     print(f"{a.model}: recipe {lm.recipe.name} ({lm.recipe.book}), " + ', '.join(
-        f"{k.replace('_', ' ')} {v:.4f}" for k, v in m.items() if v is not None))
+        f"{k.replace('whole_number', 'whole-number').replace('_', ' ')} {v:.4f}" for k, v in m.items() if v is not None))
 
 def _generate(a):
     from humannums.train import load_model
@@ -216,7 +225,7 @@ def main(argv:list[str]|None=None # arguments (default: `sys.argv[1:]`)
     try: ACTIONS[a.action](a)
     except UsageError as e:
         print(f"{prog}: error: {e} (see `{prog} --help`)", file=sys.stderr); return 2
-    except (ValueError, TypeError, OSError) as e:    # files, texts, model files: the library's messages are one line
+    except (ValueError, TypeError, OSError, MemoryError) as e:    # files, texts, model files, sizes: the library's messages are one line
         print(f"{prog}: error: {e}", file=sys.stderr); return 1
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr); return 130

@@ -73,7 +73,7 @@ def encode_prompt(lm:TrainedLM, prompt:str|list[str], # text, or a list of token
 # %% ../nbs/07_generate.ipynb #e392ead2
 GREEDY_BELOW = 1e-6
 
-def predict_next(lm, # a `Learner` from `train` or a `TrainedLM` from `load_model`
+def predict_next(lm, # a `Learner` (see `as_trained_lm`) or a `TrainedLM` from `load_model`
                  prompt:str|list[str], k:int=5, # how many tokens to return
                  unknown:str='error')->list[tuple[str, float]]:
     "The `k` most likely tokens after `prompt`, with their probabilities"
@@ -83,7 +83,7 @@ def predict_next(lm, # a `Learner` from `train` or a `TrainedLM` from `load_mode
     p, i = probs.topk(min(k, len(probs)))
     return [(lm.vocab.itos[j], float(q)) for q, j in zip(p.tolist(), i.tolist())]
 
-def generate(lm, # a `Learner` from `train` or a `TrainedLM` from `load_model`
+def generate(lm, # a `Learner` (see `as_trained_lm`) or a `TrainedLM` from `load_model`
              prompt:str|list[str], # text to continue, e.g. 'seven thousand nine hundred ninety eight .'
              n:int=20, # tokens to generate
              temperature:float=0., # 0 (<= 1e-6): greedy; else sample from softmax(logits/temperature)
@@ -137,7 +137,7 @@ def _predictions(f:TokenFeeder, ids:list[int], n_prompt:int, chunk:int=512):
             if isinstance(out, (tuple, list)): out = out[0]
             yield (out[0].argmax(-1) if out.dim() == 3 else out.argmax(-1)).tolist()
 
-def count_on(lm, # a `Learner` from `train` or a `TrainedLM` from `load_model`
+def count_on(lm, # a `Learner` (see `as_trained_lm`) or a `TrainedLM` from `load_model`
              start:int=1, # the first number the model must write (1 to 9999)
              context:int=3, # numbers before `start` given as the prompt
              limit:int|None=None, # stop after this many numbers (default: up to 9999)
@@ -147,13 +147,14 @@ def count_on(lm, # a `Learner` from `train` or a `TrainedLM` from `load_model`
     if not isinstance(start, int) or not 1 <= start <= 9999: raise ValueError(f"start must be a whole number from 1 to 9999, got {start!r}")
     if not isinstance(context, int) or context < 0: raise ValueError(f"context must be a whole number >= 0, got {context!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1): raise ValueError(f"limit must be a whole number >= 1 or None, got {limit!r}")
-    if not all(t in lm.vocab for t in ['.', *'one two three four five six seven eight nine ten thousand hundred'.split()]):
-        raise ValueError("this model was not trained on Human Numbers: its vocab lacks number words, so it cannot count")
     stop = 9999 if limit is None else min(9999, start + limit - 1)
     prompt = [t for k in range(max(1, start-context), start) for t in number_to_words(k).split() + ['.']] or ['.']
     if lm.recipe.grouped is False and len(prompt) < lm.recipe.sl: prompt = ['.']*(lm.recipe.sl - len(prompt)) + prompt
     numbers = [number_to_words(k).split() + ['.'] for k in range(start, stop+1)]
     target = [t for words in numbers for t in words]
+    if bad := lm.vocab.unknown(prompt + target):
+        raise ValueError(f"this model was not trained on Human Numbers: its vocab lacks number words "
+                         f"({', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''}), so it cannot count")
     ids = lm.vocab.numericalize(prompt + target).tolist()
     ends, pos = [], 0                                               # position (in `target`) of each number's '.'
     for words in numbers: pos += len(words); ends.append(pos - 1)

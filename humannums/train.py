@@ -17,7 +17,7 @@ from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds `Learner.
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed, default_device
 from . import __version__
-from .data import human_numbers_tokens, lm_dataloaders, lm_samples, split_point, Vocab, tokenize
+from .data import human_numbers_tokens, lm_dataloaders, lm_samples, split_point, Vocab, tokenize, LMLoader
 from .callbacks import lm_learner
 from .linear import LinearLM, LoopedRNNLM
 from .rnn import StatefulRNNLM, SequenceRNNLM, MultiLayerRNNLM
@@ -29,8 +29,8 @@ __all__ = ['OVERRIDABLE', 'RECIPES', 'MODEL_FORMAT', 'MODEL_FORMAT_VERSION', 'Re
            'recipes_table', 'Perplexity', 'WholeNumberAccuracy', 'diverged', 'min_tokens', 'largest_bs',
            'read_text_tokens', 'TextTooShortError', 'text_dataset', 'EpochTimer', 'lm_metrics', 'check_device',
            'quick_tokens', 'train', 'summarize', 'learning_curve', 'markdown_table', 'plot_accuracy', 'plot_curves',
-           'save_results', 'train_all', 'ModelFileError', 'TrainedLM', 'as_trained_lm', 'check_save_path', 'save_model',
-           'load_model', 'evaluate']
+           'save_results', 'train_all', 'ModelFileError', 'TrainedLM', 'recipe_of', 'as_trained_lm', 'check_save_path',
+           'save_model', 'load_model', 'evaluate']
 
 # %% ../nbs/06_train.ipynb #383b614e
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ def train(name:str|Recipe, # a recipe name (see `RECIPES`) or a `Recipe`
           text:str|Path|None=None, # a UTF-8 text file to train on instead of Human Numbers
           seed:int=42, # fixes the initial weights and dropout masks
           progress:bool=True, # show a progress bar and the per-epoch table
-          quick:bool=False, # a smoke run: 1 epoch on a small slice of the text
+          quick:bool=False, # a smoke run: a small slice of the text, 1 epoch unless `epochs` is given
           device=None, # default: fastai's `default_device()`
           n_threads:int|None=1, # PyTorch threads while training on the CPU (None: leave torch's setting alone)
           **overrides, # hyperparameters to change: epochs, lr, bs, wd, sl, n_hid, alpha, beta
@@ -277,14 +277,19 @@ def train(name:str|Recipe, # a recipe name (see `RECIPES`) or a `Recipe`
     "Train recipe `name` with `fit_one_cycle`; the `Learner` knows its `recipe`, `vocab`, `seed` and `history` (one row an epoch)"
     recipe = with_overrides(get_recipe(name), **overrides)
     device = check_device(device)
-    if quick: recipe = replace(recipe, epochs=1)
+    if quick and overrides.get('epochs') is None: recipe = replace(recipe, epochs=1)
     if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
     nums, vocab = text_dataset(text, recipe)
     if quick: nums = nums[:max(quick_tokens(recipe), min_tokens(recipe.sl, recipe.bs, recipe.grouped))]
     dls = lm_dataloaders(nums, vocab, recipe.sl, recipe.every_token, recipe.bs, recipe.grouped,
                          device=default_device() if device is None else device)
     set_seed(seed, reproducible=True)
-    learn = lm_learner(dls, recipe.build(len(vocab)), recipe.alpha, recipe.beta, metrics=lm_metrics(recipe, vocab),
+    try: model = recipe.build(len(vocab))
+    except (RuntimeError, MemoryError) as e:             # n_hid far too large: say so, not torch's allocator
+        if not isinstance(e, MemoryError) and 'alloc' not in str(e): raise
+        raise MemoryError(f"the {recipe.name} model with n_hid={recipe.n_hid} and {len(vocab)} tokens does not fit in "
+                          f"memory: lower n_hid") from None
+    learn = lm_learner(dls, model, recipe.alpha, recipe.beta, metrics=lm_metrics(recipe, vocab),
                        cbs=EpochTimer(), wd=recipe.wd, n_threads=n_threads)
     learn.recipe, learn.vocab, learn.seed = recipe, vocab, seed
     learn.text = None if text is None else str(Path(text).expanduser().resolve())
@@ -373,6 +378,11 @@ def train_all(names:list[str]|None=None, # recipes to train (default: all, in th
               seed:int=42, progress:bool=True, quick:bool=False, **overrides)->pd.DataFrame:
     "Train every recipe (or `names`); return the results table (learning curves in `.attrs['curves']`), written to `out`"
     names = list(RECIPES) if names is None else [get_recipe(n).name for n in names]
+    if out is not None:                                  # a folder the results cannot go to fails now, not after training
+        d = Path(out).expanduser()
+        if d.exists() and not d.is_dir(): raise FileExistsError(f"{out} is a file, not a folder: give another folder for the results")
+        try: d.mkdir(parents=True, exist_ok=True); tempfile.TemporaryFile(dir=d).close()
+        except OSError as e: raise OSError(f"cannot write the results into {out}: {e.strerror or e}; choose another folder") from None
     rows, curves = [], {}
     for n in names:
         if progress: print(f"\n== {n} ({RECIPES[n].book}) ==")
@@ -400,14 +410,41 @@ class TrainedLM:
     seed:int|None=None
     text:str|None=None # the text file it was trained on (None: Human Numbers)
 
-def as_trained_lm(obj:Learner|TrainedLM)->TrainedLM:
-    "A `TrainedLM` from a `Learner` returned by `train` (or a `TrainedLM` itself)"
-    if isinstance(obj, TrainedLM): return obj
-    if isinstance(obj, Learner) and hasattr(obj, 'recipe'):
+def recipe_of(model:nn.Module)->Recipe:
+    "The first recipe (in the book's order) that builds a model of exactly `model`'s class"
+    for r in RECIPES.values():
+        if type(model) is r.model: return r
+    raise ValueError(f"no recipe builds a {type(model).__name__}: pass recipe= (one of {', '.join(RECIPES)}) to say how "
+                     f"the model reads its input")
+
+def as_trained_lm(obj:Learner|TrainedLM|nn.Module, # a `Learner` (from `train`, `lm_learner` or fastai), a `TrainedLM`, or a bare model
+                  recipe:Recipe|str|None=None, # default: the `Learner`'s from `train`, else the recipe of the model's class
+                  vocab:Vocab|list[str]|None=None, # default: the `Learner`'s (from its `DataLoaders`)
+                 )->TrainedLM:
+    "A `TrainedLM`: the model with the recipe (how it reads its input) and the vocab that generation and saving need"
+    if isinstance(obj, TrainedLM): lm = obj
+    elif isinstance(obj, Learner) and hasattr(obj, 'recipe'):              # from `train`
         h = getattr(obj, 'history', None)
         mets = {k: float(v) for k, v in h.iloc[-1].items() if k != 'seconds'} if h is not None and len(h) else {}
-        return TrainedLM(obj.model, obj.recipe, obj.vocab, mets, obj.seed, obj.text)
-    raise TypeError(f"expected a Learner from `train` or a TrainedLM (from `load_model`), got {type(obj).__name__}")
+        lm = TrainedLM(obj.model, obj.recipe, obj.vocab, mets, obj.seed, obj.text)
+    elif isinstance(obj, (Learner, nn.Module)):                            # any other Learner, or a bare model
+        model = obj.model if isinstance(obj, Learner) else obj
+        if vocab is None and isinstance(obj, Learner): vocab = getattr(obj.dls.train, 'vocab', None)
+        if vocab is None: raise TypeError(f"a {type(obj).__name__} without a vocab: pass vocab= (the tokens, in index order)")
+        r = recipe_of(model) if recipe is None else get_recipe(recipe)
+        dl = obj.dls.train if isinstance(obj, Learner) else None
+        if recipe is None:                                                 # the model's own sizes, the loader's layout
+            r = replace(r, n_hid=model.i_h.weight.shape[1],
+                        model_kwargs={k: getattr(model, k, v) for k, v in r.model_kwargs.items()})
+            if isinstance(dl, LMLoader): r = replace(r, sl=dl.x.shape[1], bs=dl.bs, grouped=dl.grouped)
+        lm = TrainedLM(model, r, vocab if isinstance(vocab, Vocab) else Vocab(vocab))
+    else: raise TypeError(f"expected a Learner, a TrainedLM (from `load_model`) or a model, got {type(obj).__name__}")
+    if recipe is not None: lm = replace(lm, recipe=get_recipe(recipe))
+    if vocab is not None: lm = replace(lm, vocab=vocab if isinstance(vocab, Vocab) else Vocab(vocab))
+    if not isinstance(lm.model, lm.recipe.model):
+        raise ValueError(f"the model is a {type(lm.model).__name__} but the {lm.recipe.name} recipe builds a "
+                         f"{lm.recipe.model.__name__}: give the model's own recipe")
+    return lm
 
 # %% ../nbs/06_train.ipynb #0c7bb0eb
 def check_save_path(path:str|Path, # where a model file is to be written
@@ -446,23 +483,23 @@ def _write_atomic(obj, path:Path, overwrite:bool):
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
 
-def save_model(lm:Learner|TrainedLM|nn.Module, # what to save: a `Learner` from `train`, a `TrainedLM`, or a bare model
+def save_model(lm:Learner|TrainedLM|nn.Module, # what to save: a `Learner`, a `TrainedLM`, or a bare model (see `as_trained_lm`)
                path:str|Path, # the file to write (folders are created)
-               recipe:Recipe|str|None=None, # needed for a bare model
-               vocab:Vocab|list[str]|None=None, # needed for a bare model
+               recipe:Recipe|str|None=None, # default: as `as_trained_lm` finds it
+               vocab:Vocab|list[str]|None=None, # needed for a bare model (a `Learner` has its own)
                overwrite:bool=False, # replace an existing file
               )->Path:
     "Save weights, recipe hyperparameters and vocab in one file, atomically; never over an existing file unless `overwrite`"
-    if isinstance(lm, nn.Module) and not isinstance(lm, Learner):
-        if recipe is None or vocab is None: raise TypeError("saving a bare model needs its `recipe` and `vocab`")
-        lm = TrainedLM(lm, get_recipe(recipe), vocab if isinstance(vocab, Vocab) else Vocab(vocab))
-    lm = as_trained_lm(lm)
-    if recipe is not None: lm = replace(lm, recipe=get_recipe(recipe))
-    if vocab is not None: lm = replace(lm, vocab=vocab if isinstance(vocab, Vocab) else Vocab(vocab))
+    lm = as_trained_lm(lm, recipe, vocab)
     if diverged(lm.model): raise ValueError("the model's weights are not finite (NaN or inf: training diverged); not saved: "
                                             "train again with a lower learning rate")
     if callable(reset := getattr(lm.model, 'reset', None)): reset()   # no batch-sized hidden state in the file
     state = {k: v.detach().cpu() for k, v in lm.model.state_dict().items()}
+    rebuilt = {k: v.shape for k, v in lm.recipe.build(len(lm.vocab)).state_dict().items()}
+    if rebuilt != {k: v.shape for k, v in state.items()}:              # `load_model` could not rebuild it: say so now
+        raise ValueError(f"not saved: the {lm.recipe.name} recipe (n_hid={lm.recipe.n_hid}, {lm.recipe.model_kwargs}) with "
+                         f"{len(lm.vocab)} tokens builds other weights than this model has; pass recipe= a `Recipe` that "
+                         f"builds it, e.g. `dataclasses.replace(get_recipe('{lm.recipe.name}'), n_hid=...)`")
     obj = dict(format=MODEL_FORMAT, format_version=MODEL_FORMAT_VERSION, humannums_version=__version__,
                recipe=lm.recipe.hyperparameters(), vocab=list(lm.vocab.itos), state_dict=state,
                metrics=dict(lm.metrics), seed=lm.seed, text=lm.text)
@@ -534,7 +571,7 @@ def load_model(path:str|Path, # a file written by `save_model` (or `humannums tr
     return TrainedLM(model, recipe, vocab, d.get('metrics') or {}, d.get('seed'), d.get('text'))
 
 # %% ../nbs/06_train.ipynb #4337748e
-def evaluate(lm, # a `Learner` from `train` or a `TrainedLM` from `load_model`
+def evaluate(lm, # a `Learner` (see `as_trained_lm`) or a `TrainedLM` from `load_model`
              text:str|Path|None=None, # the text file it was trained on (default: the one it knows, else Human Numbers)
             )->dict:
     "Validation loss, accuracy, perplexity and whole-number accuracy of `lm` on its validation split"

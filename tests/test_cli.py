@@ -55,6 +55,7 @@ def test_all_quick_every_recipe_and_results(tmp_path):
     (['train'], 'give a recipe NAME'),
     (['train', 'linear', '--all'], 'not both'),
     (['train', 'linear', '--force'], 'only makes sense with --save'),
+    (['train', 'linear', '--save', ''], 'needs a file path'),
     (['generate', 'm.pth', 'one', '-n', '-3'], 'must be a whole number >= 0'),
     (['generate', 'm.pth', 'one', '--temperature', '-1'], 'must be a finite number >= 0'),
     (['count', 'm.pth', '--start', '0'], 'must be a whole number from 1 to 9999'),
@@ -157,3 +158,26 @@ def test_text_without_whole_numbers_trains_and_saves(tmp_path):
 def test_threads_after_the_action():
     code, out, err = run('recipes', '--threads', 1)
     assert code == 0 and 'linear' in out
+
+def test_version():
+    r = sh('--version')
+    assert r.returncode == 0 and r.stdout.strip().startswith('humannums 0.')
+
+def test_all_out_is_checked_before_training(tmp_path):
+    (tmp_path/'notes.md').write_text('keep me')
+    r = sh('train', '--all', '--quick', '--no-progress', '--out', tmp_path/'notes.md')
+    assert r.returncode == 1 and 'is a file, not a folder' in r.stderr and 'linear' not in r.stdout
+    assert (tmp_path/'notes.md').read_text() == 'keep me'
+
+def test_all_with_a_diverging_lr_is_an_error(tmp_path):
+    r = sh('train', '--all', '--quick', '--no-progress', '--lr', '1e9', '--out', tmp_path/'res')
+    assert r.returncode == 1 and 'training diverged' in r.stderr and 'lower --lr' in r.stderr
+    assert 'UserWarning' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+def test_quick_honours_epochs():
+    code, out, err = run('train', 'linear', '--quick', '--epochs', 2, '--no-progress')
+    assert code == 0 and '2 epochs in' in out, err
+
+def test_too_large_a_model_is_a_clear_error():
+    code, out, err = run('train', 'lstm', '--n-hid', 200_000, '--no-progress')     # 640 GB of weights
+    assert code == 1 and 'does not fit in memory: lower n_hid' in err and len(err.strip().splitlines()) == 1

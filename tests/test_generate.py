@@ -1,8 +1,10 @@
 "Generation and counting on the installed package, for every recipe."
 import pytest, torch
-from humannums.train import RECIPES, TrainedLM, train, as_trained_lm
+from humannums.train import RECIPES, TrainedLM, train, as_trained_lm, save_model, load_model
 from humannums.generate import *
-from humannums.data import human_numbers, number_to_words
+from humannums.data import human_numbers, number_to_words, lm_dataloaders, Vocab
+from humannums.callbacks import lm_learner
+from humannums.lstm import LSTMLM
 
 torch.set_num_threads(1)            # tiny models: one thread is fastest on a shared CPU
 
@@ -50,3 +52,20 @@ def test_count_agrees_with_free_generation():
     n_right = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), len(want))
     done = sum(len(number_to_words(k).split()) + 1 for k in range(1001, 1001 + c.count))
     assert done <= n_right and (c.expected is None or n_right < done + len(c.expected.split()))
+
+def test_count_refuses_a_vocab_without_every_number_word():
+    few = Vocab('one two three four five six seven eight nine ten hundred thousand .'.split())
+    r = RECIPES['sequence']
+    with pytest.raises(ValueError, match="lacks number words \\('eleven'"): count_on(TrainedLM(r.build(len(few)), r, few), start=5)
+
+def test_any_learner_generates_and_saves(tmp_path):
+    "A Learner from `lm_learner` (not `train`): recipe from the model's class and the loader, vocab from the DataLoaders"
+    nums, vocab = human_numbers()
+    dls = lm_dataloaders(nums[:5000], vocab, sl=16, every_token=True, bs=16, device='cpu')
+    learn = lm_learner(dls, LSTMLM(len(vocab), 16))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
+    assert len(generate(learn, PROMPT, n=5).split()) == 5 and isinstance(count_on(learn, start=4, limit=3).count, int)
+    lm = load_model(save_model(learn, tmp_path/'m.pth'))
+    assert lm.recipe.name == 'lstm' and lm.vocab.itos == vocab.itos
+    assert generate(lm, PROMPT, n=5) == generate(learn, PROMPT, n=5)
+    with pytest.raises(ValueError, match='the linear recipe builds a LinearLM'): generate(as_trained_lm(learn, 'linear'), PROMPT)

@@ -89,7 +89,12 @@ def test_save_load_round_trip_and_errors(tmp_path, quick_linear):
     with pytest.raises(ModelFileError, match='not a humannums model file'): load_model(tmp_path/'other.pth')
     torch.save(SimpleNamespace(x=1), tmp_path/'obj.pth')
     with pytest.raises(ModelFileError, match='never runs code'): load_model(tmp_path/'obj.pth')
-    save_model(learn.model, tmp_path/'v.pth', recipe='linear', vocab=learn.vocab.itos[:-1])
+    # a vocab or recipe that would not rebuild the model is refused when saving...
+    with pytest.raises(ValueError, match='not saved'): save_model(learn.model, tmp_path/'v.pth', recipe='linear', vocab=learn.vocab.itos[:-1])
+    with pytest.raises(ValueError, match='the lstm recipe builds a LSTMLM'): save_model(learn.model, tmp_path/'r.pth', recipe='lstm', vocab=learn.vocab)
+    assert not (tmp_path/'v.pth').exists() and not (tmp_path/'r.pth').exists()
+    # ...and a hand-edited file that does not fit is refused when loading
+    d = torch.load(f, weights_only=True); d['vocab'] = d['vocab'][:-1]; torch.save(d, tmp_path/'v.pth')
     with pytest.raises(ModelFileError, match='do not match its weights'): load_model(tmp_path/'v.pth')
-    save_model(learn.model, tmp_path/'r.pth', recipe='lstm', vocab=learn.vocab)     # weights of another recipe
+    d = torch.load(f, weights_only=True); d['recipe'] = RECIPES['lstm'].hyperparameters(); torch.save(d, tmp_path/'r.pth')
     with pytest.raises(ModelFileError, match='missing for the lstm recipe'): load_model(tmp_path/'r.pth')
