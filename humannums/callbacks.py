@@ -295,6 +295,17 @@ class LMLearner(Learner):
         scheds = {'lr': one_cycle_sched(pct_start, *lrs), 'mom': one_cycle_sched(pct_start, *(self.moms if moms is None else moms))}
         self.fit(n_epoch, cbs=[_ParamScheduler(scheds)] + listify(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
+    def predict(self, item:str|list[str], # a prompt: text in the model's words, e.g. 'one . two .'
+                unknown:str='error', # 'error' or 'skip' words the vocab lacks
+               ):
+        "The token after `item`, as fastai's `predict` answers: `(token, its index, probabilities over the vocab)`"
+        from humannums.generate import predict_next        # (07_generate builds on this module)
+        ranked = predict_next(self, item, k=10**9, unknown=unknown)  # every token, most likely first
+        vocab = self.dls.train.vocab
+        probs = torch.zeros(len(ranked))
+        for tok, p in ranked: probs[vocab.stoi[tok]] = p
+        return ranked[0][0], vocab.stoi[ranked[0][0]], probs
+
 # %% ../nbs/02_callbacks.ipynb #cd074d50
 class CPUThreads(Callback):
     "Train with `n` PyTorch threads when the model is on the CPU; the previous setting comes back after fit"

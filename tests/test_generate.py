@@ -69,3 +69,7 @@ def test_any_learner_generates_and_saves(tmp_path):
     assert lm.recipe.name == 'lstm' and lm.vocab.itos == vocab.itos
     assert generate(lm, PROMPT, n=5) == generate(learn, PROMPT, n=5)
     with pytest.raises(ValueError, match='the linear recipe builds a LinearLM'): generate(as_trained_lm(learn, 'linear'), PROMPT)
+    tok, i, probs = learn.predict(PROMPT)                                  # fastai's `predict`: the next token
+    assert (tok, i) == (predict_next(learn, PROMPT, k=1)[0][0], int(probs.argmax())) and vocab.itos[i] == tok
+    assert probs.shape == (len(vocab),) and abs(float(probs.sum()) - 1) < 1e-5
+    with pytest.raises(ValueError, match="'eleventy'"): learn.predict('one . eleventy')
