@@ -127,45 +127,52 @@ class LSTMLayerBPTT(torch.autograd.Function):
                 w_hh:torch.Tensor, # hidden-to-hidden weight, (4*n_hid, n_hid)
                ):
         "Outputs `(sl, bs, n_hid)` and the final `h`, `c`"
-        sl, n_hid = xp.shape[0], w_hh.shape[1]
+        sl, bs, n_hid = xp.shape[0], xp.shape[1], w_hh.shape[1]
         two = xp.new_ones(4*n_hid); two[2*n_hid:3*n_hid] = 2.    # tanh(z) = 2*sigmoid(2z) - 1 for the candidate g
-        xp2, w2 = xp * two, (w_hh * two[:, None]).t()
-        gates, hs, cs, tcs = [], [h], [c], []
+        xp2, w2 = (xp * two).unbind(0), (w_hh * two[:, None]).t()
+        # every step writes into these (saved for backward), through views made once: no per-step allocation or stacking
+        G = xp.new_empty(sl, bs, 4*n_hid)                        # sigmoid of the pre-activations: i, f, sigmoid(2*z_g), o
+        Hs, Cs, Tc = xp.new_empty(sl+1, bs, n_hid), xp.new_empty(sl+1, bs, n_hid), xp.new_empty(sl, bs, n_hid)
+        Hs[0], Cs[0] = h, c                                      # h_0, c_0; then h_t, c_t and tanh(c_t)
+        G_t, H_t, C_t, T_t = G.unbind(0), Hs.unbind(0), Cs.unbind(0), Tc.unbind(0)
+        i_t, f_t, s_t, o_t = (gate.unbind(0) for gate in G.chunk(4, 2))
         for t in range(sl):
-            s = torch.addmm(xp2[t], h, w2).sigmoid_()           # (bs, 4*n_hid): i, f, o, and sigmoid(2*z_g)
-            i, f, g, o = s.chunk(4, 1)
-            g.mul_(2).sub_(1)                                    # g = tanh(z_g)
-            c = torch.addcmul(f*c, i, g)
-            tc = c.tanh()
-            h = o * tc
-            gates.append(s); hs.append(h); cs.append(c); tcs.append(tc)
-        Hs = torch.stack(hs)                                     # (sl+1, bs, n_hid): h_0 .. h_sl
-        ctx.save_for_backward(torch.stack(gates), Hs, torch.stack(cs), torch.stack(tcs), w_hh)
-        return Hs[1:], h, c
+            torch.addmm(xp2[t], h, w2, out=G_t[t]).sigmoid_()   # (bs, 4*n_hid): all four gates, one sigmoid
+            c = torch.addcmul(f_t[t]*c, i_t[t], s_t[t], value=2., out=C_t[t+1]).sub_(i_t[t])   # f*c + i*g, g = 2s-1
+            h = torch.mul(o_t[t], torch.tanh(c, out=T_t[t]), out=H_t[t+1])
+        ctx.save_for_backward(G, Hs, Cs, Tc, w_hh)
+        return Hs[1:], h.clone(), c.clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, d_h, d_c):
         "Gradients of `xp`, `h`, `c` and `w_hh`, from the last step back to the first"
         G, Hs, Cs, Tc, w_hh = ctx.saved_tensors                   # G (sl, bs, 4*n_hid); Hs, Cs (sl+1, bs, n_hid); Tc (sl, bs, n_hid)
-        sl, n_hid = G.shape[0], w_hh.shape[1]
-        i, f, g, o = G.chunk(4, 2)
+        sl, bs, n_hid = G.shape[0], G.shape[1], w_hh.shape[1]
+        i, f, s, o = G.chunk(4, 2)
+        g = 2*s - 1                                              # the candidate, tanh(z_g)
         dz_dc = torch.stack([g*i*(1-i), Cs[:-1]*f*(1-f), i*(1-g*g)], 2)  # gates i, f, g per unit of dc: (sl, bs, 3, n_hid)
         dz_dh = Tc*o*(1-o)                                       # gate o per unit of dh
         dc_dh = o*(1 - Tc*Tc)
         dZ = torch.empty_like(G)                                 # gradients of the pre-activations, (sl, bs, 4*n_hid)
-        dZ4 = dZ.view(*G.shape[:2], 4, n_hid)                    # the same, gate by gate: (sl, bs, 4, n_hid)
-        d_h = torch.zeros_like(Hs[0]) if d_h is None else d_h
-        d_c = torch.zeros_like(Cs[0]) if d_c is None else d_c
+        dZ4 = dZ.view(sl, bs, 4, n_hid)                          # the same, gate by gate: (sl, bs, 4, n_hid)
+        # per-step views made once, before the loop
+        dZ_t, dZ3_t, dZo_t = dZ.unbind(0), dZ4[:, :, :3].unbind(0), dZ4[:, :, 3].unbind(0)
+        dzdc_t, dzdh_t, dcdh_t, f_t = dz_dc.unbind(0), dz_dh.unbind(0), dc_dh.unbind(0), f.unbind(0)
+        d_out_t = None if d_out is None else d_out.unbind(0)
+        d_h = torch.zeros_like(Hs[0]) if d_h is None else d_h.clone()
+        dc3 = G.new_zeros(bs, 1, n_hid)                          # dc, shaped to broadcast over the three gates it feeds
+        if d_c is not None: dc3[:, 0] = d_c
+        dc = dc3.view(bs, n_hid)                                 # the same memory: updated in place, both shapes stay one
         for t in range(sl-1, -1, -1):
-            if d_out is not None: d_h = d_h + d_out[t]
-            d_c = torch.addcmul(d_c, d_h, dc_dh[t])
-            torch.mul(dz_dc[t], d_c[:, None], out=dZ4[t, :, :3])    # dz_i, dz_f, dz_g
-            torch.mul(dz_dh[t], d_h, out=dZ4[t, :, 3])               # dz_o
-            d_h = dZ[t] @ w_hh                                   # to step t-1
-            d_c = d_c * f[t]
+            if d_out_t is not None: d_h.add_(d_out_t[t])
+            dc.addcmul_(d_h, dcdh_t[t])
+            torch.mul(dzdc_t[t], dc3, out=dZ3_t[t])              # dz_i, dz_f, dz_g
+            torch.mul(dzdh_t[t], d_h, out=dZo_t[t])              # dz_o
+            d_h = torch.mm(dZ_t[t], w_hh)                        # to step t-1
+            dc.mul_(f_t[t])
         d_w = dZ.view(-1, 4*n_hid).t() @ Hs[:-1].reshape(-1, n_hid)
-        return dZ, d_h, d_c, d_w
+        return dZ, d_h, dc.clone(), d_w
 
 # %% ../nbs/04_lstm.ipynb #8a3bf299
 class LSTM(nn.Module):
