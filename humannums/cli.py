@@ -136,16 +136,15 @@ def _train(a):
         try: with_overrides(RECIPES[n], **over)
         except ValueError as e: raise UsageError(str(e)) from None
     if a.all:
-        with warnings.catch_warnings(record=True) as caught:    # a diverged recipe is reported below, as an error
-            warnings.filterwarnings('always', message='.*training diverged')
+        with warnings.catch_warnings():                         # a diverged recipe is reported below, as an error
+            warnings.filterwarnings('ignore', message='.*training diverged')
             df = train_all(out=out, seed=a.seed, quick=a.quick, progress=not a.no_progress, device=a.device,
                            n_threads=a.threads, **over)
-        for w in caught:
-            if 'training diverged' not in str(w.message): warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         print('\n' + markdown_table(df), end='')
+        if bad := df.attrs['diverged']:
+            raise ValueError(f"training diverged (NaN or inf weights) for {', '.join(bad)}: nothing written to {out}/ "
+                             f"(what was there is kept); lower --lr")
         print(f"written to {out}/: results.md, results.csv, curves.csv, accuracy.png, curves.png")
-        if bad := [str(w.message).split(':')[0] for w in caught if 'training diverged' in str(w.message)]:
-            raise ValueError(f"training diverged (NaN or inf weights) for {', '.join(bad)}: their rows are not results; lower --lr")
         return
     try:
         with warnings.catch_warnings():                         # a diverged run is reported below, as an error

@@ -184,6 +184,10 @@ class LMLoader:
     def new(self, ds=None, shuffle=False, **kwargs):
         "A loader like this one (batch order is fixed: `shuffle` would break the streams)"
         if shuffle: raise ValueError("LMLoader keeps the book's batch order: shuffling would break the streams")
+        if ds is not None and not isinstance(ds, LMSamples):     # fastai's `test_dl`, from a plain `Learner.predict`
+            raise TypeError(f"LMLoader serves LMSamples (a token tensor's samples), got {type(ds).__name__}: to predict from "
+                            f"text use humannums' `predict_next(learn, text)` or `generate(learn, text)`, or a learner "
+                            f"from `lm_learner`, whose `predict` takes text")
         kw = dict(bs=self.bs, grouped=self.grouped, drop_last=self.drop_last, vocab=self.vocab, device=self.device)
         kw.update({k:v for k,v in kwargs.items() if k in kw})
         return LMLoader(ds if ds is not None else self.ds, **kw)

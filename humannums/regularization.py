@@ -6,6 +6,7 @@
 from __future__ import annotations
 import numbers
 import torch, torch.nn.functional as F
+from fastcore.basics import store_attr
 from torch import nn
 from .linear import check_tokens
 from .lstm import LSTM, lstm_state, detach_state
@@ -63,7 +64,7 @@ class RegularizedLSTMLM(nn.Module):
                  scratch:bool=True, # our `LSTM` (True) or PyTorch's `nn.LSTM` (False)
                 ):
         super().__init__()
-        self.vocab_sz, self.n_hid, self.n_layers = vocab_sz, n_hid, n_layers
+        store_attr('vocab_sz,n_hid,n_layers,p,tie,scratch')   # the constructor arguments, so a model file can rebuild it
         self.i_h = nn.Embedding(vocab_sz, n_hid)
         self.rnn = LSTM(n_hid, n_hid, n_layers) if scratch else nn.LSTM(n_hid, n_hid, n_layers, batch_first=True)
         self.drop = Dropout(p)
@@ -147,7 +148,7 @@ class AWDLSTMLM(nn.Module):
                  tie:bool=True, # tie output and embedding weights
                 ):
         super().__init__()
-        self.vocab_sz, self.n_hid, self.n_layers = vocab_sz, n_hid, n_layers
+        store_attr('vocab_sz,n_hid,n_layers,emb_p,input_p,hidden_p,weight_p,output_p,tie')   # so a model file can rebuild it
         self.i_h = EmbeddingDropout(vocab_sz, n_hid, emb_p)
         self.input_dp = LockedDropout(input_p)
         self.rnns = nn.ModuleList(WeightDropLSTM(n_hid, n_hid, 1, weight_p) for _ in range(n_layers))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #e220af90
 from __future__ import annotations
-import math, os, time, tempfile, warnings
+import inspect, math, os, time, tempfile, warnings
 from dataclasses import dataclass, field, replace, fields
 from pathlib import Path
 import torch, torch.nn.functional as F
@@ -383,14 +383,17 @@ def train_all(names:list[str]|None=None, # recipes to train (default: all, in th
         if d.exists() and not d.is_dir(): raise FileExistsError(f"{out} is a file, not a folder: give another folder for the results")
         try: d.mkdir(parents=True, exist_ok=True); tempfile.TemporaryFile(dir=d).close()
         except OSError as e: raise OSError(f"cannot write the results into {out}: {e.strerror or e}; choose another folder") from None
-    rows, curves = [], {}
+    rows, curves, bad = [], {}, []
     for n in names:
         if progress: print(f"\n== {n} ({RECIPES[n].book}) ==")
         learn = train(n, seed=seed, progress=progress, quick=quick, **overrides)
         rows.append(summarize(learn)); curves[n] = learning_curve(learn)
+        if diverged(learn.model): bad.append(n)
     df = pd.DataFrame(rows)
-    df.attrs['curves'] = curves
-    if out is not None: df.attrs['paths'] = save_results(df, curves, out)
+    df.attrs['curves'], df.attrs['diverged'] = curves, bad
+    if out is not None and not bad: df.attrs['paths'] = save_results(df, curves, out)
+    elif out is not None: warnings.warn(f"{', '.join(bad)}: training diverged, so nothing was written to {out} "
+                                        f"(the results there, if any, are kept): lower the learning rate")
     return df
 
 # %% ../nbs/06_train.ipynb #4c54f5ba
@@ -434,8 +437,9 @@ def as_trained_lm(obj:Learner|TrainedLM|nn.Module, # a `Learner` (from `train`, 
         r = recipe_of(model) if recipe is None else get_recipe(recipe)
         dl = obj.dls.train if isinstance(obj, Learner) else None
         if recipe is None:                                                 # the model's own sizes, the loader's layout
-            r = replace(r, n_hid=model.i_h.weight.shape[1],
-                        model_kwargs={k: getattr(model, k, v) for k, v in r.model_kwargs.items()})
+            args = [a for a in inspect.signature(type(model).__init__).parameters if a not in ('self', 'vocab_sz', 'n_hid')]
+            kw = {a: getattr(model, a) for a in args if isinstance(getattr(model, a, None), (bool, int, float, str))}
+            r = replace(r, n_hid=model.i_h.weight.shape[1], model_kwargs=kw)   # the constructor arguments the model records
             if isinstance(dl, LMLoader): r = replace(r, sl=dl.x.shape[1], bs=dl.bs, grouped=dl.grouped)
         lm = TrainedLM(model, r, vocab if isinstance(vocab, Vocab) else Vocab(vocab))
     else: raise TypeError(f"expected a Learner, a TrainedLM (from `load_model`) or a model, got {type(obj).__name__}")
@@ -483,6 +487,25 @@ def _write_atomic(obj, path:Path, overwrite:bool):
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
 
+def _first(out): return out[0] if isinstance(out, (tuple, list)) else out
+
+@torch.no_grad()
+def _rebuilds_same(lm:TrainedLM, state:dict)->bool:
+    "Does `lm.recipe`'s model, loaded with `state`, compute what `lm.model` computes (evaluation mode, a fixed probe batch)?"
+    twin, m = lm.recipe.build(len(lm.vocab)).eval(), lm.model
+    twin.load_state_dict(state)
+    x = torch.arange(2*lm.recipe.sl).remainder(len(lm.vocab)).view(2, lm.recipe.sl)
+    was = m.training; m.eval()
+    try:
+        for o in (m, twin):
+            if callable(reset := getattr(o, 'reset', None)): reset()
+        p = next(m.parameters(), None)
+        a, b = _first(m(x.to(p.device) if p is not None else x)).float().cpu(), _first(twin(x)).float()
+    finally:
+        m.train(was)
+        if callable(reset := getattr(m, 'reset', None)): reset()
+    return a.shape == b.shape and torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
 def save_model(lm:Learner|TrainedLM|nn.Module, # what to save: a `Learner`, a `TrainedLM`, or a bare model (see `as_trained_lm`)
                path:str|Path, # the file to write (folders are created)
                recipe:Recipe|str|None=None, # default: as `as_trained_lm` finds it
@@ -500,6 +523,10 @@ def save_model(lm:Learner|TrainedLM|nn.Module, # what to save: a `Learner`, a `T
         raise ValueError(f"not saved: the {lm.recipe.name} recipe (n_hid={lm.recipe.n_hid}, {lm.recipe.model_kwargs}) with "
                          f"{len(lm.vocab)} tokens builds other weights than this model has; pass recipe= a `Recipe` that "
                          f"builds it, e.g. `dataclasses.replace(get_recipe('{lm.recipe.name}'), n_hid=...)`")
+    if not _rebuilds_same(lm, state):
+        raise ValueError(f"not saved: the {lm.recipe.name} recipe ({lm.recipe.model_kwargs}) rebuilds a model that computes "
+                         f"something else than this one (a constructor argument it does not record?); pass recipe= a "
+                         f"`Recipe` whose model_kwargs name every argument the model was built with")
     obj = dict(format=MODEL_FORMAT, format_version=MODEL_FORMAT_VERSION, humannums_version=__version__,
                recipe=lm.recipe.hyperparameters(), vocab=list(lm.vocab.itos), state_dict=state,
                metrics=dict(lm.metrics), seed=lm.seed, text=lm.text)

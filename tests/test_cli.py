@@ -169,10 +169,12 @@ def test_all_out_is_checked_before_training(tmp_path):
     assert r.returncode == 1 and 'is a file, not a folder' in r.stderr and 'linear' not in r.stdout
     assert (tmp_path/'notes.md').read_text() == 'keep me'
 
-def test_all_with_a_diverging_lr_is_an_error(tmp_path):
+def test_all_with_a_diverging_lr_is_an_error_and_keeps_earlier_results(tmp_path):
+    (tmp_path/'res').mkdir(); (tmp_path/'res'/'results.md').write_text('good results')
     r = sh('train', '--all', '--quick', '--no-progress', '--lr', '1e9', '--out', tmp_path/'res')
-    assert r.returncode == 1 and 'training diverged' in r.stderr and 'lower --lr' in r.stderr
+    assert r.returncode == 1 and 'training diverged' in r.stderr and 'nothing written' in r.stderr and 'lower --lr' in r.stderr
     assert 'UserWarning' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path/'res').iterdir()) == ['results.md'] and (tmp_path/'res'/'results.md').read_text() == 'good results'
 
 def test_quick_honours_epochs():
     code, out, err = run('train', 'linear', '--quick', '--epochs', 2, '--no-progress')

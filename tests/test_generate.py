@@ -2,9 +2,11 @@
 import pytest, torch
 from humannums.train import RECIPES, TrainedLM, train, as_trained_lm, save_model, load_model
 from humannums.generate import *
-from humannums.data import human_numbers, number_to_words, lm_dataloaders, Vocab
+from humannums.data import human_numbers, number_to_words, lm_dataloaders, lm_loss, Vocab
 from humannums.callbacks import lm_learner
 from humannums.lstm import LSTMLM
+from humannums.rnn import MultiLayerRNNLM
+from humannums.regularization import RegularizedLSTMLM, AWDLSTMLM
 
 torch.set_num_threads(1)            # tiny models: one thread is fastest on a shared CPU
 
@@ -73,3 +75,31 @@ def test_any_learner_generates_and_saves(tmp_path):
     assert (tok, i) == (predict_next(learn, PROMPT, k=1)[0][0], int(probs.argmax())) and vocab.itos[i] == tok
     assert probs.shape == (len(vocab),) and abs(float(probs.sum()) - 1) < 1e-5
     with pytest.raises(ValueError, match="'eleventy'"): learn.predict('one . eleventy')
+
+@pytest.mark.parametrize('make', [lambda v: MultiLayerRNNLM(v, 16, 3, scratch=True, nonlinearity='relu'),
+                                  lambda v: RegularizedLSTMLM(v, 16, tie=False, scratch=False),
+                                  lambda v: AWDLSTMLM(v, 16, tie=False), lambda v: LSTMLM(v, 16, 3)],
+                         ids=['MultiLayerRNNLM-relu-scratch', 'RegularizedLSTMLM-untied', 'AWDLSTMLM-untied', 'LSTMLM-3-layers'])
+def test_saved_model_computes_what_it_computed(make, tmp_path):
+    "Every constructor argument survives a save and load: the loaded model writes the same text"
+    nums, vocab = human_numbers()
+    dls = lm_dataloaders(nums[:3000], vocab, sl=16, every_token=True, bs=16, device='cpu')
+    torch.manual_seed(0)
+    learn = lm_learner(dls, make(len(vocab)))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    lm = load_model(save_model(learn, tmp_path/'m.pth'))
+    assert type(lm.model) is type(learn.model) and generate(lm, PROMPT, n=12) == generate(learn, PROMPT, n=12)
+
+def test_a_model_the_recipe_cannot_rebuild_is_not_saved(tmp_path):
+    nums, vocab = human_numbers()
+    model = RegularizedLSTMLM(len(vocab), 16, tie=False)
+    del model.tie                                                          # a model that does not record `tie`
+    with pytest.raises(ValueError, match='computes something else'): save_model(model, tmp_path/'m.pth', vocab=vocab)
+    assert not (tmp_path/'m.pth').exists()
+
+def test_plain_learner_predict_says_what_to_use():
+    from fastai.learner import Learner
+    nums, vocab = human_numbers()
+    dls = lm_dataloaders(nums[:3000], vocab, sl=16, every_token=True, bs=16, device='cpu')
+    learn = Learner(dls, LSTMLM(len(vocab), 16), loss_func=lm_loss)
+    with pytest.raises(TypeError, match='predict_next'): learn.predict('one . two .')
