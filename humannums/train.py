@@ -490,10 +490,10 @@ def _write_atomic(obj, path:Path, overwrite:bool):
 def _first(out): return out[0] if isinstance(out, (tuple, list)) else out
 
 @torch.no_grad()
-def _rebuilds_same(lm:TrainedLM, state:dict)->bool:
-    "Does `lm.recipe`'s model, loaded with `state`, compute what `lm.model` computes (evaluation mode, a fixed probe batch)?"
-    twin, m = lm.recipe.build(len(lm.vocab)).eval(), lm.model
-    twin.load_state_dict(state)
+def _rebuilds_same(lm:TrainedLM, twin:nn.Module, state:dict)->bool:
+    "Does `twin` (`lm.recipe`'s model) loaded with `state` compute what `lm.model` computes (evaluation mode, a probe batch)?"
+    m = lm.model
+    twin.load_state_dict(state); twin.eval()
     x = torch.arange(2*lm.recipe.sl).remainder(len(lm.vocab)).view(2, lm.recipe.sl)
     was = m.training; m.eval()
     try:
@@ -518,12 +518,12 @@ def save_model(lm:Learner|TrainedLM|nn.Module, # what to save: a `Learner`, a `T
                                             "train again with a lower learning rate")
     if callable(reset := getattr(lm.model, 'reset', None)): reset()   # no batch-sized hidden state in the file
     state = {k: v.detach().cpu() for k, v in lm.model.state_dict().items()}
-    rebuilt = {k: v.shape for k, v in lm.recipe.build(len(lm.vocab)).state_dict().items()}
-    if rebuilt != {k: v.shape for k, v in state.items()}:              # `load_model` could not rebuild it: say so now
+    twin = lm.recipe.build(len(lm.vocab))                              # what `load_model` will build from the file
+    if {k: v.shape for k, v in twin.state_dict().items()} != {k: v.shape for k, v in state.items()}:
         raise ValueError(f"not saved: the {lm.recipe.name} recipe (n_hid={lm.recipe.n_hid}, {lm.recipe.model_kwargs}) with "
                          f"{len(lm.vocab)} tokens builds other weights than this model has; pass recipe= a `Recipe` that "
                          f"builds it, e.g. `dataclasses.replace(get_recipe('{lm.recipe.name}'), n_hid=...)`")
-    if not _rebuilds_same(lm, state):
+    if not _rebuilds_same(lm, twin, state):
         raise ValueError(f"not saved: the {lm.recipe.name} recipe ({lm.recipe.model_kwargs}) rebuilds a model that computes "
                          f"something else than this one (a constructor argument it does not record?); pass recipe= a "
                          f"`Recipe` whose model_kwargs name every argument the model was built with")
