@@ -300,8 +300,8 @@ class LMLearner(Learner):
                ):
         "The token after `item`, as fastai's `predict` answers: `(token, its index, probabilities over the vocab)`"
         from humannums.generate import predict_next        # (07_generate builds on this module)
-        ranked = predict_next(self, item, k=10**9, unknown=unknown)  # every token, most likely first
         vocab = self.dls.train.vocab
+        ranked = predict_next(self, item, k=len(vocab), unknown=unknown)   # every token, most likely first
         probs = torch.zeros(len(ranked))
         for tok, p in ranked: probs[vocab.stoi[tok]] = p
         return ranked[0][0], vocab.stoi[ranked[0][0]], probs
