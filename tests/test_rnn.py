@@ -19,6 +19,11 @@ ALL_STATEFUL = STATEFUL + [lambda: LSTMLM(30, 8), lambda: LSTMLM(30, 8, scratch=
                            lambda: RegularizedLSTMLM(30, 8), lambda: AWDLSTMLM(30, 8)]
 ALL_IDS = IDS + ['LSTMLM', 'LSTMLM-nn.LSTM', 'RegularizedLSTMLM', 'AWDLSTMLM']
 
+def step(model, x):
+    "Run `model` on `x`: its logits and the state it keeps (`h` of the RNN LMs, `h` of the LSTM LMs' `(h, c)`)"
+    out = model(x)
+    return (out[0] if isinstance(out, tuple) else out), (model.h if hasattr(model, 'h') else model.state[0])
+
 @pytest.mark.parametrize('n_layers', [1, 2])
 @pytest.mark.parametrize('nonlinearity', ['tanh', 'relu'])
 @pytest.mark.parametrize('batch_first', [True, False])
@@ -100,9 +105,7 @@ def test_model_moved_to_another_device_follows_input(make):
     model = make()
     model(torch.randint(0, 30, (4, 5)))                                   # a CPU state of batch size 4
     model.to('meta')
-    out = model(torch.randint(0, 30, (4, 5)).to('meta'))                  # same batch size, other device
-    out = out[0] if isinstance(out, tuple) else out
-    state = model.h if hasattr(model, 'h') else model.state[0]
+    out, state = step(model, torch.randint(0, 30, (4, 5)).to('meta'))     # same batch size, other device
     assert out.device.type == 'meta' and state.device.type == 'meta' and out.shape[0] == 4
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
@@ -111,12 +114,10 @@ def test_model_moved_to_gpu_follows_input(make):
     model = make()
     model(torch.randint(0, 30, (4, 5)))                                   # a CPU state
     model.cuda()
-    out = model(torch.randint(0, 30, (4, 5), device='cuda'))
-    out = out[0] if isinstance(out, tuple) else out
-    state = model.h if hasattr(model, 'h') else model.state[0]
+    out, state = step(model, torch.randint(0, 30, (4, 5), device='cuda'))
     assert out.is_cuda and state.is_cuda
-    model.cpu(); out = model(torch.randint(0, 30, (1, 5)))
-    assert not (out[0] if isinstance(out, tuple) else out).is_cuda
+    model.cpu(); out, state = step(model, torch.randint(0, 30, (1, 5)))
+    assert not out.is_cuda and not state.is_cuda
 
 @pytest.fixture(scope='module')
 def small_dls():
