@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from .data import number_to_words, tokenize, Vocab
-from .train import TrainedLM, as_trained_lm
+from .train import TrainedLM, as_trained_lm, _first
 
 # %% auto #0
 __all__ = ['UNKNOWN_POLICIES', 'GREEDY_BELOW', 'TokenFeeder', 'encode_prompt', 'predict_next', 'generate', 'CountResult',
@@ -17,7 +17,7 @@ __all__ = ['UNKNOWN_POLICIES', 'GREEDY_BELOW', 'TokenFeeder', 'encode_prompt', '
 # %% ../nbs/07_generate.ipynb #26a1c611
 def _logits(out)->torch.Tensor:
     "The next-token logits `(bs, vocab)` of any model's output"
-    if isinstance(out, (tuple, list)): out = out[0]                    # (logits, raw, dropped)
+    out = _first(out)                                                  # the logits of (logits, raw, dropped)
     return out[:, -1] if out.dim() == 3 else out                       # (bs, sl, vocab) -> the last position
 
 class TokenFeeder:
@@ -133,8 +133,7 @@ def _predictions(f:TokenFeeder, ids:list[int], n_prompt:int, chunk:int=512):
         yield [int(f.start(ids[:n_prompt]).argmax())]
         step = chunk if r.every_token else 1                       # LMModel3 predicts only after its last token
         for s in range(n_prompt, len(ids)-1, step):
-            out = f.model(torch.tensor([ids[s:min(s+step, len(ids)-1)]], device=f.device))
-            if isinstance(out, (tuple, list)): out = out[0]
+            out = _first(f.model(torch.tensor([ids[s:min(s+step, len(ids)-1)]], device=f.device)))
             yield (out[0].argmax(-1) if out.dim() == 3 else out.argmax(-1)).tolist()
 
 def count_on(lm, # a `Learner` (see `as_trained_lm`) or a `TrainedLM` from `load_model`

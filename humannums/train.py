@@ -487,7 +487,9 @@ def _write_atomic(obj, path:Path, overwrite:bool):
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
 
-def _first(out): return out[0] if isinstance(out, (tuple, list)) else out
+def _first(out):
+    "The logits of a model's output (a regularized model returns `(logits, raw, dropped)`)"
+    return out[0] if isinstance(out, (tuple, list)) else out
 
 @torch.no_grad()
 def _rebuilds_same(lm:TrainedLM, twin:nn.Module, state:dict)->bool:
