@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_lstm.ipynb #15e9f5ae
 from __future__ import annotations
-import math
+import math, functools
 import torch, torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -12,8 +12,8 @@ from .linear import check_tokens
 
 # %% auto #0
 __all__ = ['TORCH_GATE_ORDER', 'LMModel6', 'LSTMCellByGate', 'LSTMCell', 'torch_lstm_weights', 'load_torch_lstm_weights',
-           'lstm_sequence', 'LSTMLayerBPTT', 'LSTM', 'lstm_speed', 'lstm_state', 'detach_state', 'init_forget_bias',
-           'LSTMLM']
+           'lstm_sequence', 'onednn_linear_op', 'onednn_linear', 'OneDNNLinear', 'LSTMLayerBPTT', 'LSTM', 'lstm_speed',
+           'lstm_state', 'detach_state', 'init_forget_bias', 'LSTMLM']
 
 # %% ../nbs/04_lstm.ipynb #b5e9192e
 class LSTMCellByGate(nn.Module):
@@ -118,6 +118,50 @@ def lstm_sequence(xp:torch.Tensor, # input projection of every step, `x @ W_ih.T
         outs.append(h)
     return torch.stack(outs, 1), h, c                        # (bs, sl, n_hid), (bs, n_hid), (bs, n_hid)
 
+# %% ../nbs/04_lstm.ipynb #a1d0e002
+@functools.cache
+def onednn_linear_op():
+    "PyTorch's oneDNN linear op if this build has it and it agrees with `F.linear` on a probe, else None"
+    try: op = torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError): return None      # a PyTorch built without oneDNN
+    a, w, b = torch.randn(5, 3), torch.randn(4, 3), torch.randn(4)
+    try: ok = torch.allclose(op(a.t().contiguous().t(), w, b, "none", [], ""), F.linear(a, w, b), atol=1e-5)
+    except RuntimeError: return None                         # an op with another signature
+    return op if ok else None
+
+def onednn_linear(a:torch.Tensor, # (m, k); a transposed view is fine
+                  w:torch.Tensor, # (n, k); a transposed view is fine
+                  bias:torch.Tensor|None=None, # (n,)
+                 )->torch.Tensor:
+    "`a @ w.T + bias` (`F.linear`), by oneDNN for float32 CPU tensors when no gradient is recorded and the op exists"
+    op = onednn_linear_op()
+    if (op is None or torch.is_grad_enabled() or a.device.type != 'cpu' or a.dim() != 2
+        or not a.dtype == w.dtype == torch.float32): return F.linear(a, w, bias)
+    return op(a, w, bias, "none", [], "")
+
+class OneDNNLinear(torch.autograd.Function):
+    "`F.linear(x, w, b)` with the matrix products of both passes by `onednn_linear`"
+    @staticmethod
+    def forward(ctx, x:torch.Tensor, # input, (..., k)
+                w:torch.Tensor, # weight, (n, k)
+                b:torch.Tensor|None=None, # bias, (n,)
+               )->torch.Tensor:
+        "`x @ w.T + b`, `(..., n)`"
+        x2 = x.reshape(-1, x.shape[-1])                      # (m, k)
+        ctx.save_for_backward(x2, w); ctx.x_shape, ctx.has_bias = x.shape, b is not None
+        return onednn_linear(x2, w, b).view(*x.shape[:-1], w.shape[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_y):
+        "Gradients of `x`, `w` and `b`"
+        x2, w = ctx.saved_tensors
+        d_y2 = d_y.reshape(-1, d_y.shape[-1])                # (m, n)
+        d_x = onednn_linear(d_y2, w.t()).view(ctx.x_shape) if ctx.needs_input_grad[0] else None
+        d_w = onednn_linear(x2.t().contiguous(), d_y2.t()).t() if ctx.needs_input_grad[1] else None  # (x.T @ d_y).T
+        d_b = d_y2.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return d_x, d_w, d_b
+
 # %% ../nbs/04_lstm.ipynb #f5c73d63
 class LSTMLayerBPTT(torch.autograd.Function):
     "One LSTM layer over time, time major, with backpropagation through time written by hand (same values as `lstm_sequence`)"
@@ -129,17 +173,18 @@ class LSTMLayerBPTT(torch.autograd.Function):
         "Outputs `(sl, bs, n_hid)` and the final `h`, `c`"
         sl, bs, n_hid = xp.shape[0], xp.shape[1], w_hh.shape[1]
         two = xp.new_ones(4*n_hid); two[2*n_hid:3*n_hid] = 2.    # tanh(z) = 2*sigmoid(2z) - 1 for the candidate g
-        xp2, w2 = (xp * two).unbind(0), (w_hh * two[:, None]).t()
+        G = torch.mul(xp, two, out=xp.new_empty(sl, bs, 4*n_hid))  # pre-activations, time major; steps add h @ W_hh.T in place
+        w2 = (w_hh * two[:, None]).t()                           # (n_hid, 4*n_hid)
         # every step writes into these (saved for backward), through views made once: no per-step allocation or stacking
-        G = xp.new_empty(sl, bs, 4*n_hid)                        # sigmoid of the pre-activations: i, f, sigmoid(2*z_g), o
         Hs, Cs, Tc = xp.new_empty(sl+1, bs, n_hid), xp.new_empty(sl+1, bs, n_hid), xp.new_empty(sl, bs, n_hid)
         Hs[0], Cs[0] = h, c                                      # h_0, c_0; then h_t, c_t and tanh(c_t)
         G_t, H_t, C_t, T_t = G.unbind(0), Hs.unbind(0), Cs.unbind(0), Tc.unbind(0)
         i_t, f_t, s_t, o_t = (gate.unbind(0) for gate in G.chunk(4, 2))
         for t in range(sl):
-            torch.addmm(xp2[t], h, w2, out=G_t[t]).sigmoid_()   # (bs, 4*n_hid): all four gates, one sigmoid
+            G_t[t].addmm_(h, w2).sigmoid_()                      # (bs, 4*n_hid): i, f, sigmoid(2*z_g), o, one sigmoid
             c = torch.addcmul(f_t[t]*c, i_t[t], s_t[t], value=2., out=C_t[t+1]).sub_(i_t[t])   # f*c + i*g, g = 2s-1
-            h = torch.mul(o_t[t], torch.tanh(c, out=T_t[t]), out=H_t[t+1])
+            tanh_c = torch.mul(c, 2, out=T_t[t]).sigmoid_().mul_(2).sub_(1)           # 2*sigmoid(2c) - 1
+            h = torch.mul(o_t[t], tanh_c, out=H_t[t+1])
         ctx.save_for_backward(G, Hs, Cs, Tc, w_hh)
         return Hs[1:], h.clone(), c.clone()
 
@@ -149,16 +194,21 @@ class LSTMLayerBPTT(torch.autograd.Function):
         "Gradients of `xp`, `h`, `c` and `w_hh`, from the last step back to the first"
         G, Hs, Cs, Tc, w_hh = ctx.saved_tensors                   # G (sl, bs, 4*n_hid); Hs, Cs (sl+1, bs, n_hid); Tc (sl, bs, n_hid)
         sl, bs, n_hid = G.shape[0], G.shape[1], w_hh.shape[1]
-        i, f, s, o = G.chunk(4, 2)
-        g = 2*s - 1                                              # the candidate, tanh(z_g)
-        dz_dc = torch.stack([g*i*(1-i), Cs[:-1]*f*(1-f), i*(1-g*g)], 2)  # gates i, f, g per unit of dc: (sl, bs, 3, n_hid)
-        dz_dh = Tc*o*(1-o)                                       # gate o per unit of dh
-        dc_dh = o*(1 - Tc*Tc)
+        G4 = G.view(sl, bs, 4, n_hid)                            # gate by gate: i, f, s = sigmoid(2*z_g), o
+        # each gate's dz per unit of dc (i, f, g) or of dh (o): [g, c_{t-1}, 4*i, tanh(c_t)] times its sigmoid's slope s(1-s)
+        dz_per = torch.empty_like(G4)
+        torch.mul(G4[:, :, 2], 2, out=dz_per[:, :, 0]).sub_(1)    # g = 2s - 1
+        dz_per[:, :, 1] = Cs[:-1]
+        torch.mul(G4[:, :, 0], 4, out=dz_per[:, :, 2])           # d tanh(z_g)/dz_g = 1-g^2 = 4 s(1-s): the 4 goes with i
+        dz_per[:, :, 3] = Tc
+        dz_per.mul_(G4).mul_(1 - G4)
+        o = G4[:, :, 3]
+        dc_dh = torch.addcmul(o, o, Tc*Tc, value=-1)             # o * (1 - tanh(c)^2)
         dZ = torch.empty_like(G)                                 # gradients of the pre-activations, (sl, bs, 4*n_hid)
         dZ4 = dZ.view(sl, bs, 4, n_hid)                          # the same, gate by gate: (sl, bs, 4, n_hid)
         # per-step views made once, before the loop
         dZ_t, dZ3_t, dZo_t = dZ.unbind(0), dZ4[:, :, :3].unbind(0), dZ4[:, :, 3].unbind(0)
-        dzdc_t, dzdh_t, dcdh_t, f_t = dz_dc.unbind(0), dz_dh.unbind(0), dc_dh.unbind(0), f.unbind(0)
+        dzdc_t, dzdh_t, dcdh_t, f_t = dz_per[:, :, :3].unbind(0), dz_per[:, :, 3].unbind(0), dc_dh.unbind(0), G4[:, :, 1].unbind(0)
         d_out_t = None if d_out is None else d_out.unbind(0)
         d_h = torch.zeros_like(Hs[0]) if d_h is None else d_h.clone()
         dc3 = G.new_zeros(bs, 1, n_hid)                          # dc, shaped to broadcast over the three gates it feeds
@@ -171,7 +221,7 @@ class LSTMLayerBPTT(torch.autograd.Function):
             torch.mul(dzdh_t[t], d_h, out=dZo_t[t])              # dz_o
             d_h = torch.mm(dZ_t[t], w_hh)                        # to step t-1
             dc.mul_(f_t[t])
-        d_w = dZ.view(-1, 4*n_hid).t() @ Hs[:-1].reshape(-1, n_hid)
+        d_w = onednn_linear(Hs[:-1].reshape(-1, n_hid).t().contiguous(), dZ.view(-1, 4*n_hid).t()).t()  # dZ.T @ h_{t-1}
         return dZ, d_h, dc.clone(), d_w
 
 # %% ../nbs/04_lstm.ipynb #8a3bf299
@@ -180,7 +230,7 @@ class LSTM(nn.Module):
     def __init__(self, n_in:int, # size of the input at each step
                  n_hid:int, # size of the hidden and cell states
                  n_layers:int=1, # number of stacked layers
-                 manual_bptt:bool=True, # backward pass by hand (`LSTMLayerBPTT`); False: autograd through `lstm_sequence`
+                 manual_bptt:bool=True, # backward by hand (`LSTMLayerBPTT`, `OneDNNLinear`); False: autograd through `lstm_sequence`, `F.linear`
                 ):
         super().__init__()
         for name, v in (('n_in', n_in), ('n_hid', n_hid), ('n_layers', n_layers)):
@@ -212,12 +262,12 @@ class LSTM(nn.Module):
         elif tuple(state[0].shape) != shape or tuple(state[1].shape) != shape:
             raise ValueError(f"state must be (h, c), each of shape {shape}, "
                              f"got {tuple(state[0].shape)} and {tuple(state[1].shape)}")
-        layer = LSTMLayerBPTT.apply if self.manual_bptt else lstm_sequence
+        layer, project = (LSTMLayerBPTT.apply, OneDNNLinear.apply) if self.manual_bptt else (lstm_sequence, F.linear)
         if self.manual_bptt: x = x.transpose(0, 1)             # time major: (sl, bs, n_in)
         hs, cs = [], []
         for k in range(self.n_layers):
             b = getattr(self, f'bias_ih_l{k}') + getattr(self, f'bias_hh_l{k}')
-            xp = F.linear(x, getattr(self, f'weight_ih_l{k}'), b)   # all steps at once: (.., .., 4*n_hid)
+            xp = project(x, getattr(self, f'weight_ih_l{k}'), b)   # all steps at once: (.., .., 4*n_hid)
             x, h, c = layer(xp, state[0][k], state[1][k], self.hh_weight(k))
             hs.append(h); cs.append(c)
         if self.manual_bptt: x = x.transpose(0, 1).contiguous() # batch first again: (bs, sl, n_hid)

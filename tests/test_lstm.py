@@ -19,6 +19,31 @@ def test_parity_with_nn_lstm(n_layers, manual_bptt):
     (o1.pow(2).sum() + h1.sum() - c1.sum()).backward(); (o2.pow(2).sum() + h2.sum() - c2.sum()).backward()
     for a, b in zip(ref.parameters(), ours.parameters()): torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
 
+@pytest.mark.parametrize('onednn', [True, False])
+def test_parity_with_and_without_onednn(monkeypatch, onednn):
+    "The big matrix products by oneDNN (where PyTorch has it) or by F.linear: the same outputs and gradients as nn.LSTM"
+    import platform, humannums.lstm as hl
+    if onednn and platform.machine().lower() in ('x86_64', 'amd64') and torch.backends.mkldnn.is_available():
+        assert hl.onednn_linear_op() is not None            # x86-64 PyTorch ships oneDNN: the fast path must be on
+    if not onednn: monkeypatch.setattr(hl, 'onednn_linear_op', lambda: None)
+    torch.manual_seed(0)
+    ref = nn.LSTM(16, 32, 2, batch_first=True)
+    ours = LSTM.from_torch(ref)
+    x = torch.randn(8, 12, 16)
+    (o1, (h1, c1)), (o2, (h2, c2)) = ref(x), ours(x)
+    for a, b in ((o1, o2), (h1, h2), (c1, c2)): torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    (o1.pow(2).sum() + h1.sum()).backward(); (o2.pow(2).sum() + h2.sum()).backward()
+    for a, b in zip(ref.parameters(), ours.parameters()): torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
+
+def test_onednn_linear_matches_f_linear():
+    torch.manual_seed(0)
+    a, w, b = torch.randn(40, 6), torch.randn(9, 6), torch.randn(9)
+    with torch.no_grad():
+        torch.testing.assert_close(onednn_linear(a, w, b), torch.nn.functional.linear(a, w, b), atol=1e-5, rtol=0)
+        torch.testing.assert_close(onednn_linear(a.t().contiguous().t(), w), a @ w.t(), atol=1e-5, rtol=0)
+    x = torch.randn(3, 5, 6, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(OneDNNLinear.apply, (x, w.double().requires_grad_(), b.double().requires_grad_()))
+
 def test_manual_bptt_gradcheck():
     "The hand-written backward pass against finite differences (double precision), for xp, h, c and w_hh"
     torch.manual_seed(0)
