@@ -124,8 +124,10 @@ def onednn_linear_op():
     "PyTorch's oneDNN linear op if this build has it and it agrees with `F.linear` on a probe, else None"
     try: op = torch.ops.mkldnn._linear_pointwise
     except (AttributeError, RuntimeError): return None      # a PyTorch built without oneDNN
-    a, w, b = torch.randn(5, 3), torch.randn(4, 3), torch.randn(4)
-    try: ok = torch.allclose(op(a.t().contiguous().t(), w, b, "none", [], ""), F.linear(a, w, b), atol=1e-5)
+    # fixed float32 values: the probe must not draw from the global random generator (it runs after a user's seed)
+    a = torch.linspace(-1, 1, 15, dtype=torch.float32).view(3, 5).t()    # (5, 3), a transposed view
+    w, b = torch.linspace(-2, 1, 12, dtype=torch.float32).view(4, 3), torch.linspace(0, 1, 4, dtype=torch.float32)
+    try: ok = torch.allclose(op(a, w, b, "none", [], ""), F.linear(a, w, b), atol=1e-5)
     except RuntimeError: return None                         # an op with another signature
     return op if ok else None
 
@@ -135,9 +137,12 @@ def onednn_linear(a:torch.Tensor, # (m, k); a transposed view is fine
                  )->torch.Tensor:
     "`a @ w.T + bias` (`F.linear`), by oneDNN for float32 CPU tensors when no gradient is recorded and the op exists"
     op = onednn_linear_op()
-    if (op is None or torch.is_grad_enabled() or a.device.type != 'cpu' or a.dim() != 2
-        or not a.dtype == w.dtype == torch.float32): return F.linear(a, w, bias)
-    return op(a, w, bias, "none", [], "")
+    if (op is None or torch.is_grad_enabled() or a.device.type != 'cpu' or a.dim() != 2 or w.dim() != 2
+        or a.shape[1] != w.shape[1] or 0 in (a.shape[0], a.shape[1], w.shape[0]) or not a.dtype == w.dtype == torch.float32
+        or (bias is not None and (bias.shape != (w.shape[0],) or bias.dtype != torch.float32 or bias.device.type != 'cpu'))):
+        return F.linear(a, w, bias)                          # anything else, empty products and bad shapes: F.linear's answer or error
+    a, w = (t if t.is_contiguous() or t.t().is_contiguous() else t.contiguous() for t in (a, w))   # plain or transposed
+    return op(a, w, None if bias is None else bias.contiguous(), "none", [], "")
 
 class OneDNNLinear(torch.autograd.Function):
     "`F.linear(x, w, b)` with the matrix products of both passes by `onednn_linear`"
@@ -257,11 +262,18 @@ class LSTM(nn.Module):
         "Outputs of the last layer `(bs, sl, n_hid)` and the final `(h, c)`, each `(n_layers, bs, n_hid)`, as `nn.LSTM`"
         if x.dim() != 3 or x.shape[-1] != self.n_in:
             raise ValueError(f"LSTM expects a batch-first input (bs, sl, {self.n_in}), got shape {tuple(x.shape)}")
+        if x.dtype != self.weight_ih_l0.dtype:
+            raise TypeError(f"the LSTM's weights are {self.weight_ih_l0.dtype} but its input is {x.dtype}: "
+                            f"convert one, e.g. x.to({self.weight_ih_l0.dtype}) or lstm.to({x.dtype})")
         bs, shape = x.shape[0], (self.n_layers, x.shape[0], self.n_hid)
         if state is None: state = (x.new_zeros(shape), x.new_zeros(shape))
+        elif not (isinstance(state, (tuple, list)) and len(state) == 2 and all(isinstance(s, torch.Tensor) for s in state)):
+            raise TypeError(f"state must be a pair (h, c) of tensors, each of shape {shape}, got {type(state).__name__}")
         elif tuple(state[0].shape) != shape or tuple(state[1].shape) != shape:
             raise ValueError(f"state must be (h, c), each of shape {shape}, "
                              f"got {tuple(state[0].shape)} and {tuple(state[1].shape)}")
+        elif state[0].dtype != x.dtype or state[1].dtype != x.dtype:
+            raise TypeError(f"state must have the input's dtype {x.dtype}, got {state[0].dtype} and {state[1].dtype}")
         layer, project = (LSTMLayerBPTT.apply, OneDNNLinear.apply) if self.manual_bptt else (lstm_sequence, F.linear)
         if self.manual_bptt: x = x.transpose(0, 1)             # time major: (sl, bs, n_in)
         hs, cs = [], []
