@@ -103,12 +103,12 @@ RECIPES:dict[str, Recipe] = {r.name: r for r in [
            model_kwargs=dict(n_layers=2, scratch=False), about='2-layer LSTM (nn.LSTM)'),
     Recipe('regularized', 'LMModel7', RegularizedLSTMLM, sl=16, every_token=True, epochs=15, lr=1e-2, wd=0.1, alpha=2., beta=1.,
            book_accuracy=0.869, model_kwargs=dict(n_layers=2, p=0.4, scratch=False),
-           about='LSTM + dropout 0.4 + AR/TAR + weight tying, wd 0.1'),
+           about='nn.LSTM + dropout 0.4 + AR/TAR + weight tying, wd 0.1'),
     Recipe('awd', 'AWD-LSTM', AWDLSTMLM, sl=16, every_token=True, epochs=15, lr=1e-2, wd=0.1, alpha=2., beta=1.,
-           model_kwargs=dict(n_layers=2), about='AWD-LSTM: embedding, locked and weight dropout, tying, AR/TAR'),
+           model_kwargs=dict(n_layers=2), about='AWD-LSTM on our scratch LSTM: embedding, locked and weight dropout, tying, AR/TAR'),
     Recipe('tuned', 'LMModel7 tuned', RegularizedLSTMLM, sl=16, every_token=True, epochs=30, lr=1e-2, wd=2., alpha=2., beta=1.,
            model_kwargs=dict(n_layers=2, p=0.2, scratch=False),
-           about='beyond the book: LMModel7 with wd 2, dropout 0.2, 30 epochs (05_regularization)'),
+           about='beyond the book: LMModel7 (nn.LSTM) with wd 2, dropout 0.2, 30 epochs (05_regularization)'),
 ]}
 
 def get_recipe(name:str|Recipe)->Recipe:
