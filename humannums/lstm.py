@@ -116,7 +116,8 @@ def lstm_sequence(xp:torch.Tensor, # input projection of every step, `x @ W_ih.T
         c = f.sigmoid()*c + i.sigmoid()*g.tanh()
         h = o.sigmoid() * c.tanh()
         outs.append(h)
-    return torch.stack(outs, 1), h, c                        # (bs, sl, n_hid), (bs, n_hid), (bs, n_hid)
+    out = torch.stack(outs, 1) if outs else h.new_empty(h.shape[0], 0, h.shape[1])   # sl 0: no outputs, the state as given
+    return out, h, c                                         # (bs, sl, n_hid), (bs, n_hid), (bs, n_hid)
 
 # %% ../nbs/04_lstm.ipynb #a1d0e002
 @functools.cache
@@ -124,10 +125,12 @@ def onednn_linear_op():
     "PyTorch's oneDNN linear op if this build has it and it agrees with `F.linear` on a probe, else None"
     try: op = torch.ops.mkldnn._linear_pointwise
     except (AttributeError, RuntimeError): return None      # a PyTorch built without oneDNN
-    # fixed float32 values: the probe must not draw from the global random generator (it runs after a user's seed)
-    a = torch.linspace(-1, 1, 15, dtype=torch.float32).view(3, 5).t()    # (5, 3), a transposed view
-    w, b = torch.linspace(-2, 1, 12, dtype=torch.float32).view(4, 3), torch.linspace(0, 1, 4, dtype=torch.float32)
-    try: ok = torch.allclose(op(a, w, b, "none", [], ""), F.linear(a, w, b), atol=1e-5)
+    # fixed float32 CPU values, whatever the defaults or autocast: the probe must not draw from the global random
+    # generator either (it runs at the first forward pass, after a user's seed)
+    def values(n, lo, hi): return torch.linspace(lo, hi, n, dtype=torch.float32, device='cpu')
+    a, w, b = values(15, -1, 1).view(3, 5).t(), values(12, -2, 1).view(4, 3), values(4, 0, 1)   # a: a transposed view
+    try:
+        with torch.autocast('cpu', enabled=False): ok = torch.allclose(op(a, w, b, "none", [], ""), F.linear(a, w, b), atol=1e-5)
     except RuntimeError: return None                         # an op with another signature
     return op if ok else None
 
@@ -137,7 +140,8 @@ def onednn_linear(a:torch.Tensor, # (m, k); a transposed view is fine
                  )->torch.Tensor:
     "`a @ w.T + bias` (`F.linear`), by oneDNN for float32 CPU tensors when no gradient is recorded and the op exists"
     op = onednn_linear_op()
-    if (op is None or torch.is_grad_enabled() or a.device.type != 'cpu' or a.dim() != 2 or w.dim() != 2
+    if (op is None or not torch.backends.mkldnn.enabled or torch.is_grad_enabled() or a.device.type != 'cpu'
+        or a.dim() != 2 or w.dim() != 2
         or a.shape[1] != w.shape[1] or 0 in (a.shape[0], a.shape[1], w.shape[0]) or not a.dtype == w.dtype == torch.float32
         or (bias is not None and (bias.shape != (w.shape[0],) or bias.dtype != torch.float32 or bias.device.type != 'cpu'))):
         return F.linear(a, w, bias)                          # anything else, empty products and bad shapes: F.linear's answer or error
@@ -152,7 +156,10 @@ class OneDNNLinear(torch.autograd.Function):
                 b:torch.Tensor|None=None, # bias, (n,)
                )->torch.Tensor:
         "`x @ w.T + b`, `(..., n)`"
-        x2 = x.reshape(-1, x.shape[-1])                      # (m, k)
+        if x.dim() < 1 or w.dim() != 2 or x.shape[-1] != w.shape[1] or (b is not None and b.shape != (w.shape[0],)):
+            raise ValueError(f"OneDNNLinear takes x (..., k), w (n, k) and b (n,) or None, got x {tuple(x.shape)}, "
+                             f"w {tuple(w.shape)}, b {None if b is None else tuple(b.shape)}: use F.linear for other shapes")
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (m, k)
         ctx.save_for_backward(x2, w); ctx.x_shape, ctx.has_bias = x.shape, b is not None
         return onednn_linear(x2, w, b).view(*x.shape[:-1], w.shape[0])
 
@@ -161,7 +168,7 @@ class OneDNNLinear(torch.autograd.Function):
     def backward(ctx, d_y):
         "Gradients of `x`, `w` and `b`"
         x2, w = ctx.saved_tensors
-        d_y2 = d_y.reshape(-1, d_y.shape[-1])                # (m, n)
+        d_y2 = d_y.reshape(x2.shape[0], w.shape[0])          # (m, n)
         d_x = onednn_linear(d_y2, w.t()).view(ctx.x_shape) if ctx.needs_input_grad[0] else None
         d_w = onednn_linear(x2.t().contiguous(), d_y2.t()).t() if ctx.needs_input_grad[1] else None  # (x.T @ d_y).T
         d_b = d_y2.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
@@ -262,9 +269,15 @@ class LSTM(nn.Module):
         "Outputs of the last layer `(bs, sl, n_hid)` and the final `(h, c)`, each `(n_layers, bs, n_hid)`, as `nn.LSTM`"
         if x.dim() != 3 or x.shape[-1] != self.n_in:
             raise ValueError(f"LSTM expects a batch-first input (bs, sl, {self.n_in}), got shape {tuple(x.shape)}")
-        if x.dtype != self.weight_ih_l0.dtype:
-            raise TypeError(f"the LSTM's weights are {self.weight_ih_l0.dtype} but its input is {x.dtype}: "
-                            f"convert one, e.g. x.to({self.weight_ih_l0.dtype}) or lstm.to({x.dtype})")
+        dtype, dev = self.weight_ih_l0.dtype, x.device.type
+        if torch.amp.is_autocast_available(dev) and torch.is_autocast_enabled(dev) and x.is_floating_point():
+            # under autocast: computed in the weights' dtype (float32), as autocast does for the operations it keeps in float32
+            with torch.autocast(dev, enabled=False): return self.forward(x.to(dtype), state)
+        if not x.is_floating_point():
+            raise TypeError(f"the LSTM's input must be a float tensor (bs, sl, {self.n_in}) such as embeddings, got {x.dtype}")
+        if x.dtype != dtype:
+            raise TypeError(f"the LSTM's weights are {dtype} but its input is {x.dtype}: "
+                            f"convert one, e.g. x.to({dtype}) or lstm.to({x.dtype})")
         bs, shape = x.shape[0], (self.n_layers, x.shape[0], self.n_hid)
         if state is None: state = (x.new_zeros(shape), x.new_zeros(shape))
         elif not (isinstance(state, (tuple, list)) and len(state) == 2 and all(isinstance(s, torch.Tensor) for s in state)):
@@ -273,7 +286,8 @@ class LSTM(nn.Module):
             raise ValueError(f"state must be (h, c), each of shape {shape}, "
                              f"got {tuple(state[0].shape)} and {tuple(state[1].shape)}")
         elif state[0].dtype != x.dtype or state[1].dtype != x.dtype:
-            raise TypeError(f"state must have the input's dtype {x.dtype}, got {state[0].dtype} and {state[1].dtype}")
+            raise TypeError(f"state must have the input's dtype {x.dtype} (convert it with .to({x.dtype})), "
+                            f"got {state[0].dtype} and {state[1].dtype}")
         layer, project = (LSTMLayerBPTT.apply, OneDNNLinear.apply) if self.manual_bptt else (lstm_sequence, F.linear)
         if self.manual_bptt: x = x.transpose(0, 1)             # time major: (sl, bs, n_in)
         hs, cs = [], []
