@@ -139,3 +139,16 @@ def test_bad_dtype_and_state_are_explained():
     with torch.no_grad():   # onednn_linear: a strided bias is read as F.linear reads it
         a, w, b = torch.randn(6, 4), torch.randn(3, 4), torch.randn(6)[::2]
         torch.testing.assert_close(onednn_linear(a, w, b), torch.nn.functional.linear(a, w, b), atol=1e-5, rtol=0)
+
+@pytest.mark.parametrize('manual_bptt', [True, False])
+def test_empty_batch_and_autocast(manual_bptt):
+    "bs 0 runs forward and backward; under CPU autocast the LSTM computes in float32 and back-propagates"
+    lstm = LSTM(3, 4, 2, manual_bptt=manual_bptt)
+    out, (h, c) = lstm(torch.randn(0, 5, 3))
+    (out.sum() + h.sum()).backward()
+    assert out.shape == (0, 5, 4)
+    x = torch.randn(2, 5, 3)
+    with torch.autocast('cpu', dtype=torch.bfloat16): out, _ = lstm(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, lstm(x)[0], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match='use F.linear for other shapes'): OneDNNLinear.apply(x, torch.randn(4))
