@@ -3,10 +3,13 @@ import pytest, torch
 from torch import nn
 from humannums.lstm import *
 
+@pytest.mark.parametrize('onednn', [True, False])
 @pytest.mark.parametrize('manual_bptt', [True, False])
 @pytest.mark.parametrize('n_layers', [1, 2])
-def test_parity_with_nn_lstm(n_layers, manual_bptt):
-    "Outputs, final state and every parameter's gradient match nn.LSTM's, with either backward pass"
+def test_parity_with_nn_lstm(n_layers, manual_bptt, onednn, monkeypatch):
+    "Outputs, final state and every parameter's gradient match nn.LSTM's, with either backward pass, the big matrix products by oneDNN or by F.linear"
+    import humannums.lstm as hl
+    if not onednn: monkeypatch.setattr(hl, 'onednn_linear_op', lambda: None)
     torch.manual_seed(n_layers)
     ref = nn.LSTM(3, 5, n_layers, batch_first=True)
     ours = LSTM(3, 5, n_layers, manual_bptt=manual_bptt)
@@ -19,23 +22,10 @@ def test_parity_with_nn_lstm(n_layers, manual_bptt):
     (o1.pow(2).sum() + h1.sum() - c1.sum()).backward(); (o2.pow(2).sum() + h2.sum() - c2.sum()).backward()
     for a, b in zip(ref.parameters(), ours.parameters()): torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
 
-@pytest.mark.parametrize('onednn', [True, False])
-def test_parity_with_and_without_onednn(monkeypatch, onednn):
-    "The big matrix products by oneDNN (where PyTorch has it) or by F.linear: the same outputs and gradients as nn.LSTM"
-    import platform, humannums.lstm as hl
-    if onednn and platform.machine().lower() in ('x86_64', 'amd64') and torch.backends.mkldnn.is_available():
-        assert hl.onednn_linear_op() is not None            # x86-64 PyTorch ships oneDNN: the fast path must be on
-    if not onednn: monkeypatch.setattr(hl, 'onednn_linear_op', lambda: None)
-    torch.manual_seed(0)
-    ref = nn.LSTM(16, 32, 2, batch_first=True)
-    ours = LSTM.from_torch(ref)
-    x = torch.randn(8, 12, 16)
-    (o1, (h1, c1)), (o2, (h2, c2)) = ref(x), ours(x)
-    for a, b in ((o1, o2), (h1, h2), (c1, c2)): torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
-    (o1.pow(2).sum() + h1.sum()).backward(); (o2.pow(2).sum() + h2.sum()).backward()
-    for a, b in zip(ref.parameters(), ours.parameters()): torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
-
 def test_onednn_linear_matches_f_linear():
+    import platform
+    if platform.machine().lower() in ('x86_64', 'amd64') and torch.backends.mkldnn.is_available():
+        assert onednn_linear_op() is not None                # x86-64 PyTorch ships oneDNN: the fast path must be on
     torch.manual_seed(0)
     a, w, b = torch.randn(40, 6), torch.randn(9, 6), torch.randn(9)
     with torch.no_grad():
